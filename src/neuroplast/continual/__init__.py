@@ -1,0 +1,1 @@
+"""Continual learning: scenarios, a small strategy protocol, baselines, HLOP and CLNP."""

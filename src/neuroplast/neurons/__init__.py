@@ -1,0 +1,1 @@
+"""Model neurons: spiking, dendritic, gated, oscillatory and map neurons (functional core, thin modules)."""

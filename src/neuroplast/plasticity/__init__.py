@@ -1,0 +1,1 @@
+"""Local learning rules: Hebbian / Oja, STDP, homeostasis."""
