@@ -1,1 +1,1 @@
-"""Networks of model neurons as dynamical systems: coupled-map networks, fixed points, bifurcations, Lyapunov."""
+"""Networks of model neurons as dynamical systems: coupled maps, fixed points, bifurcations, Lyapunov."""
