@@ -36,6 +36,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev,bench]"
+	$(BIN)/pip install --quiet --no-deps "spikingjelly>=0.0.0.0.14" "norse>=1.0"
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

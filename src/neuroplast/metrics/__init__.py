@@ -1,3 +1,12 @@
-"""Pure functions of recorded statistics and trajectories: dormancy, chaos, synchrony, continual learning."""
+"""Pure functions of recorded statistics and trajectories: dormancy, chaos, synchrony."""
 
-from neuroplast.metrics.dormant import dormant_mask, dormant_ratio, dormant_scores  # noqa: F401
+from neuroplast._lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["dormant_ratio", "dormant_mask", "dormant_scores"], "neuroplast.metrics.dormant"),
+    **dict.fromkeys(["zero_one_test", "sample_entropy"], "neuroplast.metrics.chaos"),
+    **dict.fromkeys(["kuramoto_order", "cross_correlation", "analytic_phase", "phases_from_events",
+                     "spike_events", "burst_onsets"], "neuroplast.metrics.sync"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

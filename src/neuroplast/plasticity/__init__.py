@@ -1,1 +1,9 @@
-"""Local learning rules: Hebbian / Oja, STDP, homeostasis."""
+"""Local learning rules: STDP with traces and homeostasis (and, with continual learning, Oja's rule)."""
+
+from neuroplast._lazy import lazy_exports
+
+_EXPORTS = dict.fromkeys(
+    ["STDP", "STDPParams", "STDPState", "stdp_step", "pair_weight_change", "AdaptiveThreshold",
+     "SynapticScaling"], "neuroplast.plasticity.stdp")
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
