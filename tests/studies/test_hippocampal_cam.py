@@ -17,7 +17,7 @@ TINY = ["n_cues=4", "n_content=16", "n_memories=2,4,8", "repeats=2", "hopfield_s
 def test_registered_with_paper_metadata():
     study = get_study(KEY)
     assert (study.arxiv, study.family) == ("2310.05868", "C")
-    assert len(study.claims) == 6
+    assert len(study.claims) == 7
     assert study.Config.quick().repeats < study.Config().repeats
 
 
