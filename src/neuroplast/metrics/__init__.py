@@ -1,4 +1,4 @@
-"""Pure functions of recorded statistics and trajectories: dormancy, chaos, synchrony."""
+"""Pure functions of recorded statistics and trajectories: dormancy, chaos, synchrony, continual learning."""
 
 from neuroplast._lazy import lazy_exports
 
@@ -7,6 +7,7 @@ _EXPORTS = {
     **dict.fromkeys(["zero_one_test", "sample_entropy"], "neuroplast.metrics.chaos"),
     **dict.fromkeys(["kuramoto_order", "cross_correlation", "analytic_phase", "phases_from_events",
                      "spike_events", "burst_onsets"], "neuroplast.metrics.sync"),
+    **dict.fromkeys(["acc", "bwt", "fwt", "forgetting", "continual_summary"], "neuroplast.metrics.continual"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

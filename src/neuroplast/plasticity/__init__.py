@@ -1,9 +1,11 @@
-"""Local learning rules: STDP with traces and homeostasis (and, with continual learning, Oja's rule)."""
+"""Local learning rules: STDP with traces and homeostasis, Oja's subspace rule."""
 
 from neuroplast._lazy import lazy_exports
 
-_EXPORTS = dict.fromkeys(
-    ["STDP", "STDPParams", "STDPState", "stdp_step", "pair_weight_change", "AdaptiveThreshold",
-     "SynapticScaling"], "neuroplast.plasticity.stdp")
+_EXPORTS = {
+    **dict.fromkeys(["STDP", "STDPParams", "STDPState", "stdp_step", "pair_weight_change",
+                     "AdaptiveThreshold", "SynapticScaling"], "neuroplast.plasticity.stdp"),
+    **dict.fromkeys(["OjaSubspace", "oja_subspace_delta"], "neuroplast.plasticity.hebbian"),
+}
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
