@@ -115,3 +115,22 @@ def test_report_of_a_directory_without_runs_is_a_usage_error(tmp_path, capsys):
     assert re.fullmatch(r"neuroplast: error: report: no neuroplast run directories .*\n", err)
     assert not (tmp_path / "report.html").exists()
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_report_shows_timings_json_when_present(toy, tmp_path):
+    out = tmp_path / "r"
+    run_study("toy", out=out, quick=True)
+    main(["report", str(out)])
+    text = "".join(_parse(out / "report.html").text)
+    assert "Timings" not in text  # no timings.json, no table
+    Run(out, seed=0).timing("arms", {"pmnist/finetune": {"mean_seconds_per_task": 0.123456789}})
+    Run(out, seed=0).timing("setup", 2.5)
+    main(["report", str(out)])
+    text = "".join(_parse(out / "report.html").text)
+    assert "Timings" in text and "not part of the reproducibility guarantee" in text
+    assert "arms.pmnist/finetune.mean_seconds_per_task" in text and "0.123457" in text
+    assert "setup" in text and "2.5" in text
+    (out / "timings.json").write_text("{not json")
+    main(["report", str(out)])
+    text = "".join(_parse(out / "report.html").text)
+    assert "timings.json unreadable" in text  # noted with the run, the report still renders

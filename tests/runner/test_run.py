@@ -301,3 +301,88 @@ def test_non_finite_summary_values_become_null(broken, tmp_path):
     summary = run_study("broken-summary", out=tmp_path / "r", sets=["kind=inf"])
     assert summary == {"ok": None}
     assert json.loads((tmp_path / "r" / "summary.json").read_text()) == {"ok": None}
+
+
+def test_run_timing_writes_and_merges_timings_json(tmp_path):
+    run = Run(tmp_path, seed=0)
+    assert run.timings() == {} and not (tmp_path / "timings.json").exists()
+    run.timing("setup", 0.5)
+    run.timing("arms", {"a": {"seconds_per_task": [0.1, 0.2]}})
+    run.timing("arms", {"b": {"seconds_per_task": [0.3]}, "a": {"mean": 0.15}})  # merged key by key
+    run.timing("setup", 0.25)  # a number is replaced
+    expected = {"setup": 0.25, "arms": {"a": {"seconds_per_task": [0.1, 0.2], "mean": 0.15},
+                                        "b": {"seconds_per_task": [0.3]}}}
+    assert json.loads((tmp_path / "timings.json").read_text()) == expected == run.timings()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # written atomically
+    with pytest.raises(ValueError, match="run.timing"):
+        run.timing("", 1.0)
+    with pytest.raises(TypeError, match="run.timing"):
+        run.timing("x", "1 s")
+    with pytest.raises(TypeError, match="run.timing"):
+        run.timing("x", True)
+    assert run.timings() == expected
+
+
+@dataclass(frozen=True)
+class _TimedConfig:
+    steps: int = 6
+    kill_at: int = 0
+
+    @classmethod
+    def quick(cls):
+        return cls()
+
+
+class _TimedStudy(Study):
+    """Counts steps with a checkpoint after each and records a wall-clock time per step."""
+
+    key = "timed"
+    title = "records timings"
+    Config = _TimedConfig
+
+    def run(self, cfg, run):
+        restored = run.restore()
+        start, total = (0, 0.0) if restored is None else (restored[0], float(restored[1]["total"]))
+        run.timing(f"segment_from_step_{start}", 0.001)
+        for step in range(start + 1, cfg.steps + 1):
+            if step == cfg.kill_at and not run.resumed:
+                raise KeyboardInterrupt
+            x = float(torch.rand((), generator=run.generator))
+            total += x
+            run.log(step, x=x)
+            run.timing("steps", {str(step): 0.001 * step})
+            run.checkpoint(step, {"total": total})
+        return {"total": total}
+
+
+def test_timings_json_is_outside_the_summary_and_survives_a_resume(toy, tmp_path):
+    from neuroplast.runner.run import RunSpec, config_to_json, execute, make_config
+
+    register(_TimedStudy)  # the toy fixture restores the registry afterwards
+    study = _TimedStudy()
+
+    def spec(path, resume, sets):
+        cfg = make_config(study, sets=sets)
+        return RunSpec("timed", __name__, config_to_json(cfg), 0, str(path), resume, checkpoint_every=1)
+
+    full = execute(spec(tmp_path / "full", False, []))
+    assert full.status == "done", full.error
+    assert set(full.summary) == set(json.loads((tmp_path / "full" / "summary.json").read_text())) == {"total"}
+    full_t = json.loads((tmp_path / "full" / "timings.json").read_text())
+    assert full_t == {"segment_from_step_0": 0.001, "steps": {str(s): 0.001 * s for s in range(1, 7)}}
+
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec(killed, False, ["kill_at=4"]))
+    assert json.loads((killed / "timings.json").read_text())["steps"] == {"1": 0.001, "2": 0.002, "3": 0.003}
+    resumed = execute(spec(killed, True, ["kill_at=4"]))
+    assert resumed.status == "done", resumed.error
+    assert resumed.summary == full.summary  # the full summary, nothing removed
+    assert (killed / "summary.json").read_text() == (tmp_path / "full" / "summary.json").read_text()
+    timings = json.loads((killed / "timings.json").read_text())
+    # the first segment's records survive the resume and the second segment's are merged in
+    assert timings == {"segment_from_step_0": 0.001, "segment_from_step_3": 0.001,
+                       "steps": {str(s): 0.001 * s for s in range(1, 7)}}
+
+    execute(spec(killed, False, []))  # a fresh run in the same directory starts its timings afresh
+    assert json.loads((killed / "timings.json").read_text()) == full_t

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from neuroplast.runner import run_study
@@ -21,16 +23,6 @@ TINY = [
     "clnp_tolerances=0.0,1.0",
     "hidden=24",
 ]
-TIME_KEYS = ("seconds_per_task", "mean_seconds_per_task", "time_vs_finetune")
-
-
-def strip_times(obj):
-    """The summary without wall-clock times (the only numbers that differ between runs)."""
-    if isinstance(obj, dict):
-        return {k: strip_times(v) for k, v in obj.items() if k not in TIME_KEYS}
-    if isinstance(obj, list):
-        return [strip_times(v) for v in obj]
-    return obj
 
 
 def test_registered_with_paper_metadata():
@@ -82,7 +74,17 @@ def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
     monkeypatch.setattr(Run, "log", real_log)
     resumed = execute(spec(tmp_path / "killed", True))
     assert resumed.status == "done", resumed.error
-    assert strip_times(resumed.summary) == strip_times(full.summary)
+    # the whole summary, byte for byte: wall-clock times are in timings.json, not in the summary
+    assert resumed.summary == full.summary
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    assert (killed_dir / "summary.json").read_bytes() == (full_dir / "summary.json").read_bytes()
+    full_times = json.loads((full_dir / "timings.json").read_text())["arms"]
+    killed_times = json.loads((killed_dir / "timings.json").read_text())["arms"]
+    n_tasks = {b: full.summary["setting"][b]["n_tasks"] for b in ("pmnist", "split")}
+    arms = {f"{b}/{a}": n for b, n in n_tasks.items() for a in full.summary[b]}
+    assert set(killed_times) == set(full_times) == set(arms)
+    for arm, t in killed_times.items():  # every task timed, also the ones of the killed segment
+        assert len(t["seconds_per_task"]) == arms[arm] and t["mean_seconds_per_task"] > 0
     assert (tmp_path / "killed" / "metrics.jsonl").read_text() == (
         tmp_path / "full" / "metrics.jsonl"
     ).read_text()

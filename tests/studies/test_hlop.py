@@ -1,10 +1,13 @@
-"""Tiny-budget smoke test of the hlop study (ANN and spiking arms, claims measurable)."""
+"""Tiny-budget smoke and kill-and-resume test of the hlop study (ANN and spiking arms, claims measurable)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
 from neuroplast.runner import run_study
+from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
 from neuroplast.studies import get_study
 
 KEY = "hlop"
@@ -24,6 +27,17 @@ TINY = [
     "ewc_samples=16",
     "gpm_samples=100",
 ]
+
+
+def _keys(obj):
+    """Every dict key anywhere in ``obj``."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _keys(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _keys(v)
 
 
 def test_registered_with_paper_metadata():
@@ -48,8 +62,14 @@ def test_smoke_summary_table_and_claims(tmp_path):
     assert s["pmnist"]["hlop"]["diagnostics"][-1]["lateral_neurons"] == {"1": 40, "3": 16, "5": 12}
     assert s["split"]["hlop"]["diagnostics"][-1]["lateral_neurons"] == {"1": 20 + 10 * 4, "3": 8 + 4 * 4}
     for row in s["table"]:
-        assert row["memory_bytes"] >= 0 and row["seconds_per_task"] > 0
-    assert {r["time_vs_finetune"] for r in s["table"] if r["arm"] == "finetune"} == {1.0}
+        assert row["memory_bytes"] >= 0 and "seconds_per_task" not in row and "time_vs_finetune" not in row
+    # wall-clock times live in timings.json, outside the summary
+    assert not any("seconds" in key or "time_vs" in key for key in _keys(s))
+    times = json.loads((tmp_path / "run" / "timings.json").read_text())["arms"]
+    assert set(times) == {f"{r['benchmark']}/{r['arm']}" for r in s["table"]}
+    for t in times.values():
+        assert t["mean_seconds_per_task"] > 0 and all(x > 0 for x in t["seconds_per_task"])
+    assert {t["time_vs_finetune"] for k, t in times.items() if k.endswith("/finetune")} == {1.0}
     for claim in get_study(KEY).claims:
         r = claim.evaluate(s)
         assert r.error is None and r.value == r.value  # measurable (holds or not at this budget)
@@ -61,3 +81,39 @@ def test_bad_config_is_rejected(tmp_path):
 
     with pytest.raises(NeuroplastUsageError, match="hlop_first"):
         run_study(KEY, out=tmp_path / "bad", sets=[*TINY, "hlop_first=1,2"])
+
+
+def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
+    """The whole summary.json (nothing removed) equals an uninterrupted run's; times are in timings.json."""
+    study = get_study(KEY)
+    cfg = make_config(study, quick=True, sets=TINY)
+
+    def spec(path, resume):
+        return RunSpec(
+            KEY, type(study).__module__, config_to_json(cfg), 1, str(path), resume, checkpoint_every=1
+        )
+
+    full = execute(spec(tmp_path / "full", False))
+    assert full.status == "done", full.error
+    calls = {"n": 0}
+    real_log = Run.log
+
+    def dying_log(self, step, **metrics):
+        calls["n"] += 1
+        if calls["n"] == 12:  # inside the HLOP arm of permuted MNIST, after a checkpointed task
+            raise KeyboardInterrupt
+        real_log(self, step, **metrics)
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec(tmp_path / "killed", False))
+    monkeypatch.setattr(Run, "log", real_log)
+    resumed = execute(spec(tmp_path / "killed", True))
+    assert resumed.status == "done", resumed.error
+    assert resumed.summary == full.summary
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    assert (killed_dir / "summary.json").read_bytes() == (full_dir / "summary.json").read_bytes()
+    assert (killed_dir / "metrics.jsonl").read_bytes() == (full_dir / "metrics.jsonl").read_bytes()
+    times = json.loads((killed_dir / "timings.json").read_text())["arms"]
+    assert set(times) == set(json.loads((full_dir / "timings.json").read_text())["arms"])
+    assert all(t["mean_seconds_per_task"] > 0 for t in times.values())

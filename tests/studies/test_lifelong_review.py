@@ -1,8 +1,13 @@
-"""Tiny-budget smoke test of the lifelong-review study (every baseline family, claims measurable)."""
+"""Tiny-budget smoke and kill-and-resume test of the lifelong-review study (every baseline family)."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from neuroplast.runner import run_study
+from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
 from neuroplast.studies import get_study
 
 KEY = "lifelong-review"
@@ -38,3 +43,39 @@ def test_smoke_every_family_runs(tmp_path):
     r = get_study(KEY).claims[0].evaluate(s)
     assert r.error is None
     assert (tmp_path / "run" / "figures" / "pmnist_acc_vs_bwt.png").stat().st_size > 0
+
+
+def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
+    """The whole summary.json (nothing removed) equals an uninterrupted run's; times are in timings.json."""
+    study = get_study(KEY)
+    cfg = make_config(study, quick=True, sets=TINY)
+
+    def spec(path, resume):
+        return RunSpec(
+            KEY, type(study).__module__, config_to_json(cfg), 1, str(path), resume, checkpoint_every=1
+        )
+
+    full = execute(spec(tmp_path / "full", False))
+    assert full.status == "done", full.error
+    calls = {"n": 0}
+    real_log = Run.log
+
+    def dying_log(self, step, **metrics):
+        calls["n"] += 1
+        if calls["n"] == 12:  # inside the replay arm of permuted MNIST, after a checkpointed task
+            raise KeyboardInterrupt
+        real_log(self, step, **metrics)
+
+    monkeypatch.setattr(Run, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec(tmp_path / "killed", False))
+    monkeypatch.setattr(Run, "log", real_log)
+    resumed = execute(spec(tmp_path / "killed", True))
+    assert resumed.status == "done", resumed.error
+    assert resumed.summary == full.summary
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    assert (killed_dir / "summary.json").read_bytes() == (full_dir / "summary.json").read_bytes()
+    assert (killed_dir / "metrics.jsonl").read_bytes() == (full_dir / "metrics.jsonl").read_bytes()
+    times = json.loads((killed_dir / "timings.json").read_text())["arms"]
+    assert set(times) == set(json.loads((full_dir / "timings.json").read_text())["arms"])
+    assert all(t["mean_seconds_per_task"] > 0 for t in times.values())

@@ -385,24 +385,55 @@ class Experiment:
         return summary
 
 
-def results_table(benches: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+TIME_KEYS = ("seconds_per_task", "mean_seconds_per_task")
+
+
+def results_table(benches: dict[str, dict[str, dict[str, Any]]], times: bool = True) -> list[dict[str, Any]]:
     """Rows (benchmark, arm, ACC, BWT, forgetting, seconds per task, time ratio to the benchmark's
-    ``"finetune"`` arm measured in the same run, strategy memory) from ``{bench: {arm: summary}}``."""
+    ``"finetune"`` arm measured in the same run, strategy memory) from ``{bench: {arm: summary}}``.
+
+    ``times=False`` leaves the two wall-clock columns out (a study's summary must not depend on
+    the machine: its times go to ``split_timings`` and ``run.timing``)."""
     rows = []
     for bench, arms in benches.items():
         base = arms.get("finetune", {}).get("mean_seconds_per_task")
         for arm, s in arms.items():
             t = s.get("mean_seconds_per_task")
-            rows.append(
-                {
-                    "benchmark": bench,
-                    "arm": arm,
-                    "acc": s.get("acc"),
-                    "bwt": s.get("bwt"),
-                    "forgetting": s.get("forgetting"),
-                    "seconds_per_task": t,
-                    "time_vs_finetune": (t / base) if (base and t is not None) else None,
-                    "memory_bytes": s.get("memory_bytes"),
-                }
-            )
+            row = {
+                "benchmark": bench,
+                "arm": arm,
+                "acc": s.get("acc"),
+                "bwt": s.get("bwt"),
+                "forgetting": s.get("forgetting"),
+                "seconds_per_task": t,
+                "time_vs_finetune": (t / base) if (base and t is not None) else None,
+                "memory_bytes": s.get("memory_bytes"),
+            }
+            if not times:
+                del row["seconds_per_task"], row["time_vs_finetune"]
+            rows.append(row)
     return rows
+
+
+def split_timings(
+    benches: dict[str, dict[str, dict[str, Any]]],
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """``({bench: {arm: summary without wall-clock times}}, {"bench/arm": times})``.
+
+    The times of an arm: ``seconds_per_task``, ``mean_seconds_per_task`` and ``time_vs_finetune``
+    (ratio to the benchmark's ``"finetune"`` arm in the same run); the summaries are copies.
+    """
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    timings: dict[str, dict[str, Any]] = {}
+    for bench, arms in benches.items():
+        base = arms.get("finetune", {}).get("mean_seconds_per_task")
+        results[bench] = {}
+        for arm, s in arms.items():
+            results[bench][arm] = {k: v for k, v in s.items() if k not in TIME_KEYS}
+            t = s.get("mean_seconds_per_task")
+            timings[f"{bench}/{arm}"] = {
+                "seconds_per_task": s.get("seconds_per_task"),
+                "mean_seconds_per_task": t,
+                "time_vs_finetune": (t / base) if (base and t is not None) else None,
+            }
+    return results, timings

@@ -1,8 +1,9 @@
 """``neuroplast report DIR``: one static, self-contained HTML page from the files of a run directory.
 
 It reads only files (run.json, config.json, summary.json, claims.json, figures/*.png, and
-sweep.json / verify.json when present) from every run directory under DIR, groups them by study
-and writes DIR/report.html: claims table with per-seed values, summary values, configs, figures
+timings.json / sweep.json / verify.json when present) from every run directory under DIR, groups
+them by study and writes DIR/report.html: claims table with per-seed values, summary values,
+wall-clock timings (timings.json, outside the reproducibility guarantee), configs, figures
 embedded as base64 PNG, and run metadata. No external CSS, JS or fonts.
 """
 
@@ -24,6 +25,7 @@ from neuroplast.runner.run import (
     FIGURE_DIR,
     RUN_FILE,
     SUMMARY_FILE,
+    TIMINGS_FILE,
     NeuroplastUsageError,
     now_iso,
 )
@@ -72,6 +74,7 @@ class _RunFiles:
     figures: dict[str, Path]
     problems: list[str] = field(default_factory=list)
     label: str = ""
+    timings: dict[str, Any] | None = None
 
     @property
     def seed(self) -> int:
@@ -92,11 +95,14 @@ def _load_run(run_dir: Path) -> _RunFiles | None:
     problems += [err] if err else []
     claims, err = _read_json(run_dir / CLAIMS_FILE)
     problems += [err] if err else []
+    timings, err = _read_json(run_dir / TIMINGS_FILE)
+    problems += [err] if err else []
     fig_dir = run_dir / FIGURE_DIR
     figures = {p.stem: p for p in sorted(fig_dir.glob("*.png"))} if fig_dir.is_dir() else {}
     return _RunFiles(run_dir, meta, config if isinstance(config, dict) else None,
                      summary if isinstance(summary, dict) else None,
-                     claims if isinstance(claims, list) else [], figures, problems)
+                     claims if isinstance(claims, list) else [], figures, problems,
+                     timings=timings if isinstance(timings, dict) else None)
 
 
 def _find_runs(root: Path) -> list[_RunFiles]:
@@ -247,6 +253,22 @@ def _study_section(key: str, runs: list[_RunFiles], root: Path) -> tuple[str, bo
         rows = [[_e(k), *(_e(_fmt_value(f[k])) if f is not None and k in f else "" for f in flat)]
                 for k in keys]
         parts.append(_table(["value", *(_e(r.label) for r in runs)], rows, set(range(1, 1 + len(runs)))))
+
+    # Timings: wall-clock seconds (timings.json), not results of the seed
+    tflat = [(_flatten(r.timings) if r.timings else None) for r in runs]
+    tkeys: list[str] = []
+    for f in tflat:
+        for k in f or {}:
+            if k not in tkeys:
+                tkeys.append(k)
+    if tkeys:
+        parts.append("<h3>Timings</h3>")
+        parts.append('<p class="meta">Wall-clock seconds measured on the machine that ran each seed '
+                     "(timings.json); they are not part of the reproducibility guarantee.</p>")
+        rows = [[_e(k), *(_e(_fmt_value(f[k])) if f is not None and k in f else "" for f in tflat)]
+                for k in tkeys]
+        parts.append(_table(["measurement", *(_e(r.label) for r in runs)], rows,
+                            set(range(1, 1 + len(runs)))))
 
     # Config
     configs = [r.config for r in runs if r.config is not None]

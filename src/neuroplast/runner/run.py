@@ -8,11 +8,15 @@ Layout of a run directory::
     checkpoints/    step-<8 digits>/state.safetensors + state.json (the newest one is kept)
     summary.json    the dict returned by Study.run (written atomically, last)
     claims.json     each claim measured on this seed's summary
+    timings.json    wall-clock measurements recorded with run.timing() (seconds; merged across
+                    calls and across the segments of a resumed run; written atomically)
     figures/*.png   figures saved with run.save_figure()
 
 A checkpoint records the byte length of metrics.jsonl and the RNG states (run.generator, torch,
 numpy, python), so a resumed run truncates metrics.jsonl to that length, restores the RNGs and, on
 CPU with the same seed, ends with the same summary.json and metrics.jsonl as an uninterrupted run.
+timings.json is excluded from that guarantee: it holds measurements of the machine (wall-clock
+seconds), not results of the seed, so a study keeps its times there and out of its summary.
 A checkpoint is written into a temporary directory and renamed into place, so a kill while writing
 leaves the previous checkpoint usable.
 """
@@ -62,6 +66,7 @@ __all__ = [
     "CHECKPOINT_EVERY_ENV",
     "DEFAULT_CHECKPOINT_EVERY",
     "default_checkpoint_every",
+    "TIMINGS_FILE",
 ]
 
 CHECKPOINT_EVERY_ENV = "NEUROPLAST_CHECKPOINT_EVERY"
@@ -71,6 +76,7 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 CLAIMS_FILE = "claims.json"
+TIMINGS_FILE = "timings.json"
 CHECKPOINT_DIR = "checkpoints"
 FIGURE_DIR = "figures"
 _CKPT_RE = re.compile(r"^step-(\d{8,})$")
@@ -168,6 +174,28 @@ def _set_rng_state(generator: torch.Generator, state: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Timings (wall-clock measurements, outside the reproducibility guarantee)
+
+
+def _read_timings(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = read_json(path, "timings")
+    if not isinstance(data, dict):
+        raise NeuroplastUsageError(f"{path}: expected a JSON object of timings")
+    return data
+
+
+def _merge(old: Any, new: Any) -> Any:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = dict(old)
+        for k, v in new.items():
+            out[k] = _merge(out.get(k), v)
+        return out
+    return new
+
+
+# --------------------------------------------------------------------------------------------
 # Run: what Study.run receives
 
 
@@ -182,6 +210,9 @@ class Run:
     and calls ``checkpoint(step, state)`` whenever ``should_checkpoint(step)``. ``checkpoint``
     also saves ``generator`` and the global torch/numpy/python RNG states, and ``restore`` puts
     them back; any other generator the study made must go into ``state`` (``g.get_state()``).
+
+    Wall-clock times go to ``timing(name, seconds)`` (timings.json), never into the summary: the
+    summary of a seed is reproducible, the time it took is not.
     """
 
     def __init__(
@@ -285,6 +316,32 @@ class Run:
         self._open_metrics(int(self._ckpt["metrics_bytes"]))
         _set_rng_state(self.generator, self._ckpt["rng"])
         return self._ckpt["step"], self._ckpt["state"]
+
+    # -- timings ------------------------------------------------------------------------------
+    def timing(self, name: str, seconds: float | dict[str, Any]) -> None:
+        """Record the wall-clock measurement ``name`` in timings.json (outside the summary).
+
+        ``seconds``: a number, or a dict (nested dicts, lists, numbers, None) of measurements.
+        The file is read, ``name`` set (a dict merged key by key into a dict already recorded
+        under ``name``; anything else replaced) and written atomically, so calls accumulate and
+        a resumed run keeps what its earlier segments recorded. timings.json is not part of the
+        reproducibility guarantee of summary.json and metrics.jsonl.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"run.timing: name must be a non-empty str, got {name!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float | dict):
+            raise TypeError(
+                f"run.timing: seconds must be a number or a dict, got {type(seconds).__name__}"
+            )
+        value = to_json_value(seconds, f"run.timing({name!r})")
+        path = self.dir / TIMINGS_FILE
+        timings = _read_timings(path)
+        timings[name] = _merge(timings.get(name), value)
+        write_json_atomic(path, timings)
+
+    def timings(self) -> dict[str, Any]:
+        """What timings.json holds now (an empty dict when nothing was recorded)."""
+        return _read_timings(self.dir / TIMINGS_FILE)
 
     # -- figures ------------------------------------------------------------------------------
     def figure(self, **kwargs: Any) -> Any:
@@ -432,6 +489,7 @@ def execute(spec: RunSpec) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
         (run_dir / FIGURE_DIR).mkdir(exist_ok=True)
+        (run_dir / TIMINGS_FILE).unlink(missing_ok=True)  # a fresh run measures afresh
         meta = _run_meta(study, spec)
         write_json_atomic(run_dir / CONFIG_FILE, config_to_json(cfg))
         (run_dir / METRICS_FILE).touch()
