@@ -9,6 +9,8 @@ _EXPORTS = {
         ["jacobian", "fixed_points", "multipliers", "classify_stability", "detect_crossings", "iterate",
          "bifurcation_diagram", "lyapunov_max", "lyapunov_spectrum", "orbit_period", "classify_orbits",
          "coexisting_attractors", "phase_portrait"], "neuroplast.dynamics.analysis"),
+    **dict.fromkeys(["regime_agreement", "regime_means", "branch_bifurcations", "BranchBifurcations",
+                     "attractors_per_point", "zero_one_k"], "neuroplast.dynamics.sweeps"),
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

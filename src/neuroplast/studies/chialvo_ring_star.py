@@ -41,7 +41,6 @@ Claims (each on every seed, thresholds fixed in advance):
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +48,9 @@ from typing import Any
 import torch
 
 from neuroplast.dynamics import analysis as A
+from neuroplast.dynamics import sweeps as S
 from neuroplast.dynamics.networks import ring_star_network
-from neuroplast.metrics.chaos import sample_entropy, zero_one_test
+from neuroplast.metrics.chaos import sample_entropy
 from neuroplast.metrics.sync import (
     cross_correlation,
     kuramoto_order,
@@ -100,26 +100,6 @@ class Config:
             sync_iter=4_000,
             sync_record=2_000,
         )
-
-
-def _mean(x: torch.Tensor) -> float:
-    x = x[torch.isfinite(x)]
-    return float(x.mean()) if x.numel() else float("nan")
-
-
-def _crossings_json(cs: list[tuple[A.Crossing, bool]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "kind": c.kind,
-            "param": c.param,
-            "index": c.index,
-            "multiplier": [c.multiplier.real, c.multiplier.imag],
-            "direction": c.direction,
-            "multiplicity": c.multiplicity,
-            "matched": m,
-        }
-        for c, m in cs
-    ]
 
 
 @register
@@ -212,23 +192,16 @@ class ChialvoRingStar(Study):
         first = torch.arange(cfg.n_k) * m  # the first initial condition of each k
         cls1 = A.OrbitClass(cls.code[first], cls.period[first])
         route = A.route_stages(cls1, STAGES)
-        run.log(0, stage="sweep", seconds=time.perf_counter() - t0)
+        run.log(0, stage="sweep")
+        run.timing("elapsed_s", {"sweep": time.perf_counter() - t0})
 
         # 0-1 test and sample entropy of the centre's x
-        kk = zero_one_test(x0, n_c=cfg.n_c, generator=run.generator)
-        kk = torch.where(torch.isnan(kk) & ~diverged, torch.zeros_like(kk), kk)  # constant series: regular
-        ok = ~diverged & torch.isfinite(kk)
-        chaotic = cls.code == 4
-        periodic = (cls.code == 2) & (cls.period >= 2)
-        signed = ok & (lam.abs() > cfg.lyap_tol)  # orbits whose lambda_max has a definite sign
-        agree = ((kk > 0.5) == (lam > cfg.lyap_tol))[signed].double().mean()
-        agree_all = float(((kk > 0.5) == (lam > cfg.lyap_tol))[ok].double().mean())
-        quasi = ok & (lam.abs() <= cfg.lyap_tol)
+        kk = S.zero_one_k(x0, diverged, n_c=cfg.n_c, generator=run.generator)  # constant series: K = 0
+        agreement = S.regime_agreement(kk, lam, diverged, cls, lyap_tol=cfg.lyap_tol)
         se = sample_entropy(x0[first, -cfg.sampen_len :])
-        se_ok = torch.isfinite(se)
-        se_ch = _mean(se[chaotic[first] & se_ok])
-        se_per = _mean(se[periodic[first] & se_ok])
-        run.log(1, stage="chaos measures", seconds=time.perf_counter() - t0)
+        se_ch, se_per = S.regime_means(se, cls1)
+        run.log(1, stage="chaos measures")
+        run.timing("elapsed_s", {"chaos measures": time.perf_counter() - t0})
 
         # fixed-point and period-2 branches, their multipliers and unit-circle crossings
         x_fp = torch.zeros(cfg.n_k, dtype=torch.float64)
@@ -236,78 +209,56 @@ class ChialvoRingStar(Study):
         guess = torch.cat([x_fp[:, None].expand(-1, 4), y_fp[:, None].expand(-1, 4)], 1).clone()
         fp = A.fixed_points(net, guess)
         fp_ok = fp.converged & (fp.points[:, :4].std(1) < 1e-8)  # the synchronous branch
-        cr_fp = A.stability_losses(A.detect_crossings(k, fp.eigenvalues, fp_ok), fp.eigenvalues)
         last = res.state.reshape(cfg.n_k, m, -1)[:, 0]  # final state of the first orbit per k
         p2 = A.fixed_points(net, torch.nan_to_num(last), period=2)
         genuine = p2.converged & ((net.step(p2.points) - p2.points).abs().amax(1) > 1e-6)
-        cr_p2 = A.stability_losses(A.detect_crossings(k, p2.eigenvalues, genuine), p2.eigenvalues)
-        transitions = A.orbit_transitions(k, cls1)
-        matched = A.match_bifurcations(cr_fp + cr_p2, transitions, cfg.window)
-        kinds = {c.kind for c, _ in matched}
-        frac = sum(ok_ for _, ok_ in matched) / len(matched) if matched else 0.0
-        match_value = frac if {"period-doubling", "neimark-sacker"} <= kinds else 0.0
-        run.log(2, stage="bifurcations", seconds=time.perf_counter() - t0)
+        bif = S.branch_bifurcations(k, [(fp.eigenvalues, fp_ok), (p2.eigenvalues, genuine)], cls1, cfg.window)
+        run.log(2, stage="bifurcations")
+        run.timing("elapsed_s", {"bifurcations": time.perf_counter() - t0})
 
         # coexisting attractors among the random initial conditions of each k
-        rec = res.records.reshape(res.records.shape[0], cfg.n_k, m, -1)
-        n_attr = []
-        n_chaotic_attr = []
-        for p in range(cfg.n_k):
-            labels, n = A.coexisting_attractors(rec[:, p], diverged[p * m : (p + 1) * m])
-            n_attr.append(n)
-            ch = chaotic[p * m : (p + 1) * m]
-            n_chaotic_attr.append(len(set(labels[ch].tolist())))
+        n_attr, n_chaotic_attr = S.attractors_per_point(res.records, diverged, cfg.n_k, among=cls.code == 4)
         best = int(torch.tensor(n_chaotic_attr).argmax())
 
         # baselines: uncoupled network on the same sweep; pairwise-only equivalent on K4
         base = self._sweep(cfg, run, 0.0, 0.0)
-        base_names = A.OrbitClass(base["cls"].code[first], base["cls"].period[first]).names()
+        base_cls1 = A.OrbitClass(base["cls"].code[first], base["cls"].period[first])
         z = net.initial_state(generator=run.generator)
         pair_net = ring_star_network(
             sigma1=cfg.sigma1 + 2 * cfg.sigma2, sigma2=0.0, a=cfg.a, b=cfg.b, c=cfg.c, k=k
         )
         equiv = float((net.step(z) - pair_net.step(z)).abs().max())
-        run.log(3, stage="baselines", seconds=time.perf_counter() - t0)
+        run.log(3, stage="baselines")
+        run.timing("elapsed_s", {"baselines": time.perf_counter() - t0})
 
         sync = self._synchrony(cfg, run)
-        run.log(4, stage="synchrony", seconds=time.perf_counter() - t0)
+        run.log(4, stage="synchrony")
+        run.timing("elapsed_s", {"synchrony": time.perf_counter() - t0})
         self._figures(cfg, run, sw, kk, se, first, sync)
 
-        names = cls1.names()
-        counts = {n: names.count(n) for n in sorted(set(names))}
         return {
             "k": k.tolist(),
-            "orbit_class": names,
-            "class_counts": counts,
-            "lyapunov": [None if not math.isfinite(v) else v for v in lam[first].tolist()],
-            "zero_one_k": [None if not math.isfinite(v) else v for v in kk[first].tolist()],
-            "sample_entropy": [None if not math.isfinite(v) else v for v in se.tolist()],
+            "orbit_class": cls1.names(),
+            "class_counts": S.class_counts(cls1),
+            "lyapunov": S.finite_or_none(lam[first].tolist()),
+            "zero_one_k": S.finite_or_none(kk[first].tolist()),
+            "sample_entropy": S.finite_or_none(se.tolist()),
             "route_stages": route,
-            "k_lyap_agreement": float(agree),
-            "n_orbits_compared": int(signed.sum()),
-            "k_lyap_agreement_incl_quasiperiodic": agree_all,
-            "mean_k_quasiperiodic": _mean(kk[quasi]),
+            **agreement,
             "n_diverged": int(diverged.sum()),
-            "mean_k_periodic": _mean(kk[periodic & ok]),
-            "mean_k_chaotic": _mean(kk[chaotic & ok]),
             "sampen_chaotic": se_ch,
             "sampen_periodic": se_per,
             "sampen_chaotic_minus_periodic": se_ch - se_per,
-            "crossings": _crossings_json(matched),
-            "orbit_transitions": [{"index": i, "param": p, "kind": kd} for i, p, kd in transitions],
-            "bifurcation_match": match_value,
+            **bif.summary(),
             "max_attractors": max(n_attr),
             "max_chaotic_attractors": max(n_chaotic_attr),
             "k_most_chaotic_attractors": float(k[best]),
-            "uncoupled_class_counts": {n: base_names.count(n) for n in sorted(set(base_names))},
-            "uncoupled_route_stages": A.route_stages(
-                A.OrbitClass(base["cls"].code[first], base["cls"].period[first]), STAGES
-            ),
+            "uncoupled_class_counts": S.class_counts(base_cls1),
+            "uncoupled_route_stages": A.route_stages(base_cls1, STAGES),
             "pairwise_equivalence_max_diff": equiv,
             "sync": {kx: v for kx, v in sync.items() if kx != "tensors"},
             "sync_spearman_gamma": sync["spearman_gamma"],
             "sync_spearman_r": sync["spearman_r"],
-            "seconds": time.perf_counter() - t0,
         }
 
     # ------------------------------------------------------------------ synchrony grid
@@ -330,14 +281,8 @@ class ChialvoRingStar(Study):
         return {
             "sigma1": s1.tolist(),
             "sigma2": s2.tolist(),
-            "gamma": [
-                [None if not math.isfinite(v) else v for v in row]
-                for row in gamma.reshape(cfg.n_sync, -1).tolist()
-            ],
-            "kuramoto_r": [
-                [None if not math.isfinite(v) else v for v in row]
-                for row in r.reshape(cfg.n_sync, -1).tolist()
-            ],
+            "gamma": [S.finite_or_none(row) for row in gamma.reshape(cfg.n_sync, -1).tolist()],
+            "kuramoto_r": [S.finite_or_none(row) for row in r.reshape(cfg.n_sync, -1).tolist()],
             "gamma_uncoupled": float(gamma[0]),
             "r_uncoupled": float(r[0]),
             "spearman_gamma": rank_correlation(eff, gamma),
@@ -358,42 +303,27 @@ class ChialvoRingStar(Study):
         sync: dict[str, Any],
     ) -> None:
         k, res, lam, cls = sw["k"], sw["res"], sw["lam"], sw["cls"]
-        m = cfg.n_ics
-        pts = res.records[-200:, :, 0].t().reshape(cfg.n_k, -1)
-        diagram = A.BifurcationDiagram(k, pts, sw["diverged"].reshape(cfg.n_k, m))
         fig = run.figure(figsize=(8, 6))
         ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-        diagram.plot(ax1)
+        S.plot_bifurcation_lyapunov(ax1, ax2, k, res.records[:, :, 0], lam, sw["diverged"])
         ax1.set_ylabel("x (centre)")
         ax1.set_title(f"ring-star, sigma1={cfg.sigma1}, sigma2={cfg.sigma2}")
-        lam_k = lam.reshape(cfg.n_k, m)
-        ax2.plot(k.numpy(), lam_k.numpy(), ".", ms=2, c="C0")
-        ax2.axhline(0, c="k", lw=0.5)
         ax2.set_xlabel("k")
-        ax2.set_ylabel("lambda_max")
         run.save_figure("bifurcation_lyapunov", fig)
 
-        names = A.OrbitClass(cls.code[first], cls.period[first]).names()
         fig = run.figure(figsize=(10, 3))
         axes = fig.subplots(1, 4)
-        for ax, stage in zip(axes, STAGES, strict=True):
-            if stage in names:
-                p = names.index(stage)
-                while p + 1 < len(names) and names[p + 1] == stage and p - names.index(stage) < 4:
-                    p += 1  # a few points into the regime, away from its boundary
-                xs = res.records[:, p * m, 0].numpy()
-                ys = res.records[:, p * m, 4].numpy()
-                ax.plot(xs, ys, ".", ms=1)
-                ax.set_title(f"{stage}\nk={float(k[p]):.4f}", fontsize=8)
-            ax.set_xlabel("x1")
-        axes[0].set_ylabel("y1")
+        cls1 = A.OrbitClass(cls.code[first], cls.period[first])
+        orbit = res.records[:, first]  # the first orbit of each k
+        # a few points into each regime, away from its boundary
+        S.plot_phase_portraits(
+            axes, STAGES, cls1, k, orbit[..., 0], orbit[..., 4], "k", into=4, labels=("x1", "y1")
+        )
         run.save_figure("phase_portraits", fig)
 
         fig = run.figure(figsize=(8, 5))
         ax1, ax2 = fig.subplots(2, 1, sharex=True)
-        ax1.plot(k.numpy(), kk[first].numpy(), ".", ms=3)
-        ax1.set_ylabel("0-1 test K")
-        ax2.plot(k.numpy(), se.numpy(), ".", ms=3, c="C1")
+        S.plot_zero_one_sampen(ax1, ax2, k, kk[first], se)
         ax2.set_ylabel("SampEn (m=2, r=0.2 sd)")
         ax2.set_xlabel("k")
         run.save_figure("k_and_sampen_vs_k", fig)

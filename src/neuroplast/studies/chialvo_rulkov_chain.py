@@ -43,7 +43,6 @@ Claims (each on every seed, thresholds fixed in advance):
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +50,9 @@ from typing import Any
 import torch
 
 from neuroplast.dynamics import analysis as A
+from neuroplast.dynamics import sweeps as S
 from neuroplast.dynamics.networks import chialvo_rulkov_chain
-from neuroplast.metrics.chaos import sample_entropy, zero_one_test
+from neuroplast.metrics.chaos import sample_entropy
 from neuroplast.metrics.sync import (
     cross_correlation,
     kuramoto_order,
@@ -105,15 +105,6 @@ class Config:
             grid_record=1_000,
             spectrum_iter=3_000,
         )
-
-
-def _mean(x: torch.Tensor) -> float:
-    x = x[torch.isfinite(x)]
-    return float(x.mean()) if x.numel() else float("nan")
-
-
-def _clean(v: list[float]) -> list[float | None]:
-    return [x if math.isfinite(x) else None for x in v]
 
 
 @register
@@ -216,8 +207,7 @@ class ChialvoRulkovChain(Study):
         lam, ldiv = A.lyapunov_max(net, z0, n_iter, n_iter // 2, generator=run.generator)
         div = res.diverged | ldiv
         cls = A.classify_orbits(res.records[..., :3], lam, div, lyap_tol=cfg.lyap_tol, max_period=32)
-        kk = zero_one_test(res.records[:, :, 0].t(), n_c=cfg.n_c, generator=run.generator)
-        kk = torch.where(torch.isnan(kk) & ~div, torch.zeros_like(kk), kk)  # constant series: regular
+        kk = S.zero_one_k(res.records[:, :, 0].t(), div, n_c=cfg.n_c, generator=run.generator)
         return {"z0": z0, "res": res, "lam": lam, "div": div, "cls": cls, "K": kk}
 
     def run(self, cfg: Config, run: Any) -> dict:
@@ -233,7 +223,8 @@ class ChialvoRulkovChain(Study):
         split = int(torch.searchsorted(s, torch.tensor(cfg.s_split, dtype=torch.float64)))
         up = A.OrbitClass(cls1.code[split:], cls1.period[split:])
         down = A.OrbitClass(cls1.code[: split + 1].flip(0), cls1.period[: split + 1].flip(0))
-        run.log(0, stage="sweep", seconds=time.perf_counter() - t0)
+        run.log(0, stage="sweep")
+        run.timing("elapsed_s", {"sweep": time.perf_counter() - t0})
 
         # Lyapunov spectrum (QR) on the first orbit of every coupling, against Benettin's lambda_max
         spec, sdiv = A.lyapunov_spectrum(
@@ -244,7 +235,8 @@ class ChialvoRulkovChain(Study):
         )
         both = ~sdiv & ~bdiv
         spec_gap = float((spec[both, 0] - lam_b[both]).abs().mean())
-        run.log(1, stage="spectrum", seconds=time.perf_counter() - t0)
+        run.log(1, stage="spectrum")
+        run.timing("elapsed_s", {"spectrum": time.perf_counter() - t0})
 
         # fixed-point branch: natural continuation outwards from the fixed point at s_split (batched:
         # every pass re-solves the rows whose solution is not yet continuous with its inner neighbour,
@@ -271,19 +263,12 @@ class ChialvoRulkovChain(Study):
             fp.converged = torch.where(retry, fp2.converged, fp.converged)
             if not (retry & fp2.converged).any():
                 break
-        crossings = A.stability_losses(A.detect_crossings(s, fp.eigenvalues, good), fp.eigenvalues)
-        transitions = A.orbit_transitions(s, cls1)
-        matched = A.match_bifurcations(crossings, transitions, cfg.window)
-        kinds = {c.kind for c, _ in matched}
-        frac = sum(ok for _, ok in matched) / len(matched) if matched else 0.0
-        match_value = frac if {"period-doubling", "neimark-sacker"} <= kinds else 0.0
-        run.log(2, stage="bifurcations", seconds=time.perf_counter() - t0)
+        bif = S.branch_bifurcations(s, [(fp.eigenvalues, good)], cls1, cfg.window)
+        run.log(2, stage="bifurcations")
+        run.timing("elapsed_s", {"bifurcations": time.perf_counter() - t0})
 
         # coexisting attractors, sample entropy, synchrony of the outer neurons along the sweep
-        rec = res.records.reshape(res.records.shape[0], cfg.n_s, m, -1)
-        n_attr = [
-            A.coexisting_attractors(rec[:, p, :, :3], div[p * m : (p + 1) * m])[1] for p in range(cfg.n_s)
-        ]
+        n_attr, _ = S.attractors_per_point(res.records[..., :3], div, cfg.n_s)
         best = int(torch.tensor(n_attr).argmax())
         x1 = res.records[:, :, 0].t()
         se = sample_entropy(x1[first, -cfg.sampen_len :])
@@ -291,7 +276,8 @@ class ChialvoRulkovChain(Study):
         g13 = cross_correlation(outer)
         _, r13 = kuramoto_order(phases_from_events(spike_events(outer, cfg.spike_threshold)))
         pos = s >= 0
-        run.log(3, stage="sweep measures", seconds=time.perf_counter() - t0)
+        run.log(3, stage="sweep measures")
+        run.timing("elapsed_s", {"sweep measures": time.perf_counter() - t0})
 
         # 2-D parameter map over (s_in, s_out)
         g = torch.linspace(cfg.s_min, cfg.s_max, cfg.n_grid, dtype=torch.float64)
@@ -307,62 +293,42 @@ class ChialvoRulkovChain(Study):
         gouter = og["res"].records[:, :, [0, 2]].permute(1, 2, 0)
         g13_map = cross_correlation(gouter)
         g13_map[og["div"]] = float("nan")
-        run.log(4, stage="parameter map", seconds=time.perf_counter() - t0)
+        run.log(4, stage="parameter map")
+        run.timing("elapsed_s", {"parameter map": time.perf_counter() - t0})
 
         # 0-1 test against the sign of lambda_max on the sweep and the map together
-        kall = torch.cat([kk, og["K"]])
-        lall = torch.cat([lam, og["lam"]])
-        ok = ~torch.cat([div, og["div"]]) & torch.isfinite(kall)
-        signed = ok & (lall.abs() > cfg.lyap_tol)  # orbits whose lambda_max has a definite sign
-        agree = float(((kall > 0.5) == (lall > cfg.lyap_tol))[signed].double().mean())
-        agree_all = float(((kall > 0.5) == (lall > cfg.lyap_tol))[ok].double().mean())
-        quasi = ok & (lall.abs() <= cfg.lyap_tol)
-        chaotic = torch.cat([cls.code, gcode]) == 4
-        periodic = (torch.cat([cls.code, gcode]) == 2) & (torch.cat([cls.period, og["cls"].period]) >= 2)
+        agreement = S.regime_agreement(
+            torch.cat([kk, og["K"]]),
+            torch.cat([lam, og["lam"]]),
+            torch.cat([div, og["div"]]),
+            A.OrbitClass(torch.cat([cls.code, gcode]), torch.cat([cls.period, og["cls"].period])),
+            lyap_tol=cfg.lyap_tol,
+        )
+        se_ch, se_per = S.regime_means(se, cls1)
 
         self._figures(cfg, run, s, o, first, spec, kk, se, g, og, g13_map, g13, r13)
         names = cls1.names()
-        gnames = og["cls"].names()
         zero = int(torch.argmin(s.abs()))
         return {
             "s": s.tolist(),
             "orbit_class": names,
-            "class_counts": {n: names.count(n) for n in sorted(set(names))},
-            "lyapunov": _clean(lam[first].tolist()),
-            "lyapunov_spectrum": [_clean(row) for row in spec.tolist()],
-            "zero_one_k": _clean(kk[first].tolist()),
-            "sample_entropy": _clean(se.tolist()),
-            "gamma_13": _clean(g13.tolist()),
-            "kuramoto_r_13": _clean(r13.tolist()),
+            "class_counts": S.class_counts(names),
+            "lyapunov": S.finite_or_none(lam[first].tolist()),
+            "lyapunov_spectrum": [S.finite_or_none(row) for row in spec.tolist()],
+            "zero_one_k": S.finite_or_none(kk[first].tolist()),
+            "sample_entropy": S.finite_or_none(se.tolist()),
+            "gamma_13": S.finite_or_none(g13.tolist()),
+            "kuramoto_r_13": S.finite_or_none(r13.tolist()),
             "route_up_stages": A.route_stages(up, UP),
             "route_down_stages": A.route_stages(down, DOWN),
-            "k_lyap_agreement": agree,
-            "n_orbits_compared": int(signed.sum()),
-            "k_lyap_agreement_incl_quasiperiodic": agree_all,
-            "mean_k_quasiperiodic": _mean(kall[quasi]),
-            "mean_k_periodic": _mean(kall[periodic & ok]),
-            "mean_k_chaotic": _mean(kall[chaotic & ok]),
-            "sampen_chaotic_minus_periodic": _mean(se[cls.code[first] == 4])
-            - _mean(se[(cls.code[first] == 2)]),
-            "crossings": [
-                {
-                    "kind": c.kind,
-                    "param": c.param,
-                    "index": c.index,
-                    "direction": c.direction,
-                    "multiplier": [c.multiplier.real, c.multiplier.imag],
-                    "multiplicity": c.multiplicity,
-                    "matched": mt,
-                }
-                for c, mt in matched
-            ],
-            "orbit_transitions": [{"index": i, "param": p, "kind": kd} for i, p, kd in transitions],
-            "bifurcation_match": match_value,
+            **agreement,
+            "sampen_chaotic_minus_periodic": se_ch - se_per,
+            **bif.summary(),
             "max_attractors": max(n_attr),
             "s_most_attractors": float(s[best]),
             "attractors_at_best": cls.names()[best * m : (best + 1) * m],
             "spectrum_vs_benettin": spec_gap,
-            "map_class_counts": {n: gnames.count(n) for n in sorted(set(gnames))},
+            "map_class_counts": S.class_counts(og["cls"]),
             "map_regime_types": sum(types.values()),
             "uncoupled": {
                 "s": float(s[zero]),
@@ -373,7 +339,6 @@ class ChialvoRulkovChain(Study):
             "sync_spearman_gamma": rank_correlation(s[pos], g13[pos]),
             "sync_spearman_r": rank_correlation(s[pos], r13[pos]),
             "n_diverged": int(div.sum()) + int(og["div"].sum()),
-            "seconds": time.perf_counter() - t0,
         }
 
     def _figures(
@@ -392,41 +357,28 @@ class ChialvoRulkovChain(Study):
         g13: torch.Tensor,
         r13: torch.Tensor,
     ) -> None:
-        m = cfg.n_ics
         res = o["res"]
-        pts = res.records[-200:, :, 0].t().reshape(cfg.n_s, -1)
-        diagram = A.BifurcationDiagram(s, pts, o["div"].reshape(cfg.n_s, m))
         fig = run.figure(figsize=(8, 7))
         ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1, 1]})
-        diagram.plot(ax1)
+        S.plot_bifurcation_lyapunov(ax1, ax2, s, res.records[:, :, 0], o["lam"], o["div"])
         ax1.set_ylabel("x1 (Chialvo)")
         ax1.set_title(f"Chialvo-Rulkov-Chialvo chain, alpha={cfg.alpha}")
-        ax2.plot(s.numpy(), o["lam"].reshape(cfg.n_s, m).numpy(), ".", ms=2, c="C0")
-        ax2.axhline(0, c="k", lw=0.5)
-        ax2.set_ylabel("lambda_max")
         ax3.plot(s.numpy(), spec.numpy(), lw=0.8)
         ax3.set_ylabel("spectrum (QR)")
         ax3.set_xlabel("s = sigma12 = sigma21 = sigma23 = sigma32")
         run.save_figure("bifurcation_lyapunov", fig)
 
-        names = A.OrbitClass(o["cls"].code[first], o["cls"].period[first]).names()
         fig = run.figure(figsize=(12, 3))
         stages = ("fixed point", "quasiperiodic", "period-2", "period-4", "chaotic")
         axes = fig.subplots(1, len(stages))
-        for ax, stage in zip(axes, stages, strict=True):
-            if stage in names:
-                p = names.index(stage)
-                ax.plot(res.records[:, p * m, 0].numpy(), res.records[:, p * m, 3].numpy(), ".", ms=1)
-                ax.set_title(f"{stage}\ns={float(s[p]):.4f}", fontsize=8)
-            ax.set_xlabel("x1")
-        axes[0].set_ylabel("y1")
+        cls1 = A.OrbitClass(o["cls"].code[first], o["cls"].period[first])
+        orbit = res.records[:, first]  # the first orbit of each coupling
+        S.plot_phase_portraits(axes, stages, cls1, s, orbit[..., 0], orbit[..., 3], "s", labels=("x1", "y1"))
         run.save_figure("phase_portraits", fig)
 
         fig = run.figure(figsize=(8, 6))
         ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
-        ax1.plot(s.numpy(), kk[first].numpy(), ".", ms=3)
-        ax1.set_ylabel("0-1 test K")
-        ax2.plot(s.numpy(), se.numpy(), ".", ms=3, c="C1")
+        S.plot_zero_one_sampen(ax1, ax2, s, kk[first], se)
         ax2.set_ylabel("SampEn")
         ax3.plot(s.numpy(), g13.numpy(), ".", ms=3, c="C2", label="Gamma_13")
         ax3.plot(s.numpy(), r13.numpy(), ".", ms=3, c="C3", label="R_13")
