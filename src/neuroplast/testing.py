@@ -10,6 +10,20 @@ In the spirit of scikit-learn's ``check_estimator`` and PyTorch's pruning tests:
 - :func:`check_determinism`: the same seed gives bit-identical results;
 - :func:`check_dtype_preserved`: a float64 model and input give float64 outputs with the method on.
 
+Study checks (one tiny-budget run each, used by ``tests/studies/test_<study>.py``):
+
+- :func:`check_study_registered`: the study is registered under its key with the paper's arXiv
+  id and catalog family, has claims, and ``Config.quick()`` builds;
+- :func:`check_study_smoke`: ``run_study`` gives a summary equal to summary.json, every claim
+  evaluates to a :class:`~neuroplast.studies.ClaimResult` without error, the named figures are
+  non-empty PNGs;
+- :func:`check_study_determinism`: the same seed gives the same summary and byte-identical
+  summary.json, claims.json and metrics.jsonl; another seed gives a different summary;
+- :func:`check_study_resume`: a run killed after a checkpoint and resumed ends byte-identical
+  (summary.json, claims.json, metrics.jsonl) to an uninterrupted run;
+- :func:`check_study_rejects`: each bad ``--set`` list raises NeuroplastUsageError naming the
+  field, before any run directory is created.
+
 Tests register :class:`ConformanceCase` objects in ``tests/conformance/cases_<area>.py`` (a module
 level ``CASES`` list); ``tests/conformance/test_conformance.py`` runs every check on every case.
 """
@@ -32,6 +46,8 @@ from neuroplast.core.serialize import load_state, save_state
 __all__ = [
     "CHECKS", "ConformanceCase", "assert_same", "check_state_dict_roundtrip",
     "check_attach_detach_identity", "check_determinism", "check_dtype_preserved", "run_method",
+    "check_study_registered", "check_study_smoke", "check_study_determinism", "check_study_resume",
+    "check_study_rejects",
 ]
 
 #: Names of the checks a case may opt out of (with ``skip=``).
@@ -318,3 +334,227 @@ def check_dtype_preserved(
     for t in outs:
         if t.dtype != dtype:
             raise AssertionError(f"output dtype {t.dtype}, expected {dtype}")
+
+
+# -- study checks ---------------------------------------------------------------------------------
+#: Files of a finished run directory that must be byte-identical between equivalent runs.
+STUDY_RUN_FILES = ("summary.json", "claims.json", "metrics.jsonl")
+
+
+def _assert_same_files(a: Path, b: Path, names: tuple[str, ...] = STUDY_RUN_FILES) -> None:
+    for name in names:
+        fa, fb = Path(a) / name, Path(b) / name
+        if fa.read_bytes() != fb.read_bytes():
+            raise AssertionError(f"{name} differs between {a} and {b}")
+
+
+def check_study_registered(key: str, arxiv: str, family: str, *, n_claims: int | None = None) -> Any:
+    """``get_study(key)`` has this ``arxiv`` id and ``family``, at least one claim (exactly
+    ``n_claims`` when given) and a ``Config.quick()`` preset; returns the study for further checks."""
+    from neuroplast.studies import get_study
+
+    study = get_study(key)
+    if study.key != key:
+        raise AssertionError(f"get_study({key!r}) returned study {study.key!r}")
+    if (study.arxiv, study.family) != (arxiv, family):
+        raise AssertionError(
+            f"study {key!r}: (arxiv, family) is {(study.arxiv, study.family)}, expected {(arxiv, family)}"
+        )
+    if not study.claims or (n_claims is not None and len(study.claims) != n_claims):
+        raise AssertionError(f"study {key!r}: {len(study.claims)} claims, expected {n_claims or 'some'}")
+    if not isinstance(study.Config.quick(), study.Config):
+        raise AssertionError(f"study {key!r}: Config.quick() does not return a Config")
+    return study
+
+
+def check_study_smoke(
+    key: str,
+    sets: list[str] | tuple[str, ...],
+    tmp_path: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    figures: tuple[str, ...] | list[str] = (),
+    finite_claims: bool = False,
+    out: str = "run",
+) -> dict[str, Any]:
+    """Run study ``key`` at a tiny budget in ``tmp_path/out`` and check what every study must give.
+
+    The summary is a non-empty dict equal to the run's summary.json; every claim evaluates to a
+    ClaimResult with no error (with a finite value when ``finite_claims``); claims.json holds one
+    entry per claim; metrics.jsonl is valid JSON lines; each of ``figures`` (names without
+    ``.png``) is a non-empty file under ``figures/``. Returns the summary for study-specific checks.
+    """
+    import json
+
+    from neuroplast.runner import run_study
+    from neuroplast.studies import ClaimResult, get_study
+
+    run_dir = Path(tmp_path) / out
+    summary = run_study(key, out=run_dir, seed=seed, quick=quick, sets=list(sets))
+    if not isinstance(summary, dict) or not summary:
+        raise AssertionError(f"study {key!r}: empty or non-dict summary {summary!r}")
+    if json.loads((run_dir / "summary.json").read_text()) != summary:
+        raise AssertionError(f"study {key!r}: summary.json differs from the returned summary")
+    claims = get_study(key).claims
+    for claim in claims:
+        result = claim.evaluate(summary)
+        if not isinstance(result, ClaimResult):
+            raise AssertionError(f"claim {claim.name!r} returned {type(result).__name__}, not ClaimResult")
+        if result.error is not None:
+            raise AssertionError(f"claim {claim.name!r} could not be evaluated: {result.error}")
+        if finite_claims and not math.isfinite(result.value):
+            raise AssertionError(f"claim {claim.name!r} measured a non-finite value {result.value}")
+    if len(json.loads((run_dir / "claims.json").read_text())) != len(claims):
+        raise AssertionError(f"study {key!r}: claims.json does not hold one entry per claim")
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        json.loads(line)
+    for name in figures:
+        fig = run_dir / "figures" / f"{name}.png"
+        if not fig.is_file() or fig.stat().st_size == 0:
+            raise AssertionError(f"study {key!r}: figure {fig} is missing or empty")
+    return summary
+
+
+def check_study_determinism(
+    key: str,
+    sets: list[str] | tuple[str, ...],
+    tmp_path: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 3,
+    other_seed: int | None = 4,
+    differs: Callable[[dict[str, Any]], Any] = lambda s: s,
+) -> dict[str, Any]:
+    """Two runs with ``seed`` give the same summary and byte-identical run files (summary.json,
+    claims.json, metrics.jsonl); a run with ``other_seed`` (unless None) gives a different
+    ``differs(summary)`` (default: the whole summary). Returns the first summary.
+    """
+    from neuroplast.runner import run_study
+
+    tmp_path = Path(tmp_path)
+    a = run_study(key, out=tmp_path / "a", seed=seed, quick=quick, sets=list(sets))
+    b = run_study(key, out=tmp_path / "b", seed=seed, quick=quick, sets=list(sets))
+    if a != b:
+        raise AssertionError(f"study {key!r}: two runs with seed {seed} gave different summaries")
+    _assert_same_files(tmp_path / "a", tmp_path / "b")
+    if other_seed is not None:
+        c = run_study(key, out=tmp_path / "c", seed=other_seed, quick=quick, sets=list(sets))
+        if differs(a) == differs(c):
+            raise AssertionError(
+                f"study {key!r}: seeds {seed} and {other_seed} gave the same result: is the seed used?"
+            )
+    return a
+
+
+def check_study_resume(
+    key: str,
+    sets: list[str] | tuple[str, ...],
+    tmp_path: str | Path,
+    *,
+    kill_at: int,
+    kill_when: Callable[[dict[str, Any]], bool] | None = None,
+    checkpoint_every: int = 1,
+    quick: bool = False,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """A run killed (KeyboardInterrupt) inside ``run.log`` and resumed ends as an uninterrupted one.
+
+    The kill happens at the ``kill_at``-th ``run.log`` call (counting only calls whose metrics
+    satisfy ``kill_when``, when given), which must come after a checkpoint. Checks: the killed run
+    leaves no summary.json; the resumed run is ``done`` with the same summary, and summary.json,
+    claims.json and metrics.jsonl are byte-identical to the uninterrupted run's. Returns the summary.
+    """
+    from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
+    from neuroplast.studies import get_study
+
+    tmp_path = Path(tmp_path)
+    study = get_study(key)
+    cfg = make_config(study, quick=quick, sets=list(sets))
+
+    def spec(path: Path, resume: bool) -> Any:
+        return RunSpec(key, type(study).__module__, config_to_json(cfg), seed, str(path), resume,
+                       checkpoint_every=checkpoint_every)
+
+    full = execute(spec(tmp_path / "full", False))
+    if full.status != "done":
+        raise AssertionError(f"study {key!r}: uninterrupted run {full.status}: {full.error}")
+    seen = {"n": 0}
+    real_log = Run.log
+
+    def dying_log(self: Any, step: int, **metrics: Any) -> None:
+        if kill_when is None or kill_when(metrics):
+            seen["n"] += 1
+            if seen["n"] == kill_at:
+                raise KeyboardInterrupt
+        real_log(self, step, **metrics)
+
+    Run.log = dying_log  # type: ignore[method-assign]
+    try:
+        try:
+            execute(spec(tmp_path / "killed", False))
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError(f"study {key!r}: the run was not killed (kill_at={kill_at} never reached)")
+    finally:
+        Run.log = real_log  # type: ignore[method-assign]
+    if (tmp_path / "killed" / "summary.json").exists():
+        raise AssertionError(f"study {key!r}: a killed run wrote summary.json")
+    if not any((tmp_path / "killed" / "checkpoints").glob("step-*")):
+        raise AssertionError(f"study {key!r}: killed before any checkpoint; raise kill_at")
+    resumed = execute(spec(tmp_path / "killed", True))
+    if resumed.status != "done":
+        raise AssertionError(f"study {key!r}: resumed run {resumed.status}: {resumed.error}")
+    if resumed.summary != full.summary:
+        raise AssertionError(f"study {key!r}: the resumed run's summary differs from an uninterrupted run")
+    _assert_same_files(tmp_path / "killed", tmp_path / "full")
+    return full.summary
+
+
+def check_study_rejects(
+    key: str,
+    bad_sets: list[tuple[list[str] | tuple[str, ...], str]],
+    tmp_path: str | Path,
+    *,
+    quick: bool = False,
+    validate: bool = False,
+) -> None:
+    """Each ``(sets, match)`` in ``bad_sets`` makes ``run_study`` raise NeuroplastUsageError with a
+    message matching the regex ``match`` (on the ``quick`` preset when set), and leaves no run
+    directory behind. With ``validate``, the study's own ``validate`` hook must also raise a
+    ValueError matching ``match`` on the preset with those fields replaced."""
+    import dataclasses
+    import re
+
+    from neuroplast.runner import NeuroplastUsageError, run_study
+    from neuroplast.runner.config import parse_sets
+    from neuroplast.studies import get_study
+
+    for i, (sets, match) in enumerate(bad_sets):
+        if validate:
+            study = get_study(key)
+            cfg = dataclasses.replace(study.config(quick=quick), **parse_sets(study, list(sets)))
+            try:
+                study.validate(cfg)
+            except ValueError as exc:
+                if not re.search(match, str(exc)):
+                    raise AssertionError(
+                        f"study {key!r}: validate error {exc} does not match {match!r}"
+                    ) from None
+            else:
+                raise AssertionError(f"study {key!r}: validate accepted {sets}, expected {match!r}")
+        out = Path(tmp_path) / f"bad{i}"
+        try:
+            run_study(key, out=out, quick=quick, sets=list(sets))
+        except NeuroplastUsageError as exc:
+            if not re.search(match, str(exc)):
+                raise AssertionError(
+                    f"study {key!r}, sets {sets}: error {exc} does not match {match!r}"
+                ) from None
+        else:
+            raise AssertionError(
+                f"study {key!r}: sets {sets} were accepted, expected an error matching {match!r}"
+            )
+        if out.exists():
+            raise AssertionError(f"study {key!r}: rejected sets {sets} left a run directory {out}")

@@ -7,10 +7,14 @@ import json
 import pytest
 import torch
 
-from neuroplast.runner import run_study
-from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
-from neuroplast.studies import ClaimResult, get_study
 from neuroplast.studies.astrosnn import Config, SpikingRecall, build, delayed_recall_batch, n_params
+from neuroplast.testing import (
+    check_study_determinism,
+    check_study_registered,
+    check_study_rejects,
+    check_study_resume,
+    check_study_smoke,
+)
 
 KEY = "astrosnn"
 TINY = ["delays=2,6", "symbols=3", "hidden=12", "groups=4", "steps=6", "batch_size=8", "test_per_delay=16",
@@ -18,8 +22,7 @@ TINY = ["delays=2,6", "symbols=3", "hidden=12", "groups=4", "steps=6", "batch_si
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2312.07625", "C")
+    study = check_study_registered(KEY, "2312.07625", "C")
     assert {c.name for c in study.claims} == {"astro-beats-plain-longest-delay",
                                               "astro-beats-plain-mean-over-delays"}
     quick = study.Config.quick()
@@ -53,7 +56,7 @@ def test_parameter_counts_match_within_two_percent():
 
 
 def test_smoke_summary_claims_and_figure(tmp_path):
-    summary = run_study(KEY, out=tmp_path / "run", seed=0, sets=TINY)
+    summary = check_study_smoke(KEY, TINY, tmp_path, figures=["accuracy_vs_delay"])
     assert summary["delays"] == [2, 6] and summary["arms"] == ["plain", "astro", "lstm"]
     for arm in ("plain", "astro", "lstm"):
         accs = summary[arm]["acc_by_delay"]
@@ -63,65 +66,30 @@ def test_smoke_summary_claims_and_figure(tmp_path):
     assert len(summary["astro"]["gamma"]) == 4
     gaps = [summary["astro"]["acc_by_delay"][d] - summary["plain"]["acc_by_delay"][d] for d in ("2", "6")]
     assert summary["gap_mean"] == pytest.approx(sum(gaps) / 2)
-    for claim in get_study(KEY).claims:
-        result = claim.evaluate(summary)
-        assert isinstance(result, ClaimResult) and result.error is None
     run_dir = tmp_path / "run"
-    assert (run_dir / "figures" / "accuracy_vs_delay.png").stat().st_size > 0
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["arm"] for r in lines] == ["plain"] * 3 + ["astro"] * 3 + ["lstm"] * 3
 
 
+TWO_ARMS = [s for s in TINY if not s.startswith("arms")] + ["arms=plain,astro"]
+
+
 def test_tiny_run_is_deterministic(tmp_path):
-    sets = [s for s in TINY if not s.startswith("arms")] + ["arms=plain,astro"]
-    a = run_study(KEY, out=tmp_path / "a", seed=3, sets=sets)
-    b = run_study(KEY, out=tmp_path / "b", seed=3, sets=sets)
-    c = run_study(KEY, out=tmp_path / "c", seed=4, sets=sets)
-    assert a == b
-    assert a != c
+    check_study_determinism(KEY, TWO_ARMS, tmp_path, seed=3, other_seed=4)
 
 
-def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
-    study = get_study(KEY)
-    cfg = make_config(study, sets=[s for s in TINY if not s.startswith("arms")] + ["arms=plain,astro"])
-
-    def spec(path, resume):
-        return RunSpec(KEY, type(study).__module__, config_to_json(cfg), 1, str(path), resume,
-                       checkpoint_every=1)
-
-    full = execute(spec(tmp_path / "full", False))
-    assert full.status == "done"
-    calls = {"n": 0}
-    real_log = Run.log
-
-    def dying_log(self, step, **metrics):
-        calls["n"] += 1
-        if calls["n"] == 5:  # inside the astro arm, after a mid-arm checkpoint (step 3 of 6)
-            raise KeyboardInterrupt
-        real_log(self, step, **metrics)
-
-    monkeypatch.setattr(Run, "log", dying_log)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec(tmp_path / "killed", False))
-    monkeypatch.setattr(Run, "log", real_log)
-    assert not (tmp_path / "killed" / "summary.json").exists()
-    resumed = execute(spec(tmp_path / "killed", True))
-    assert resumed.status == "done"
-    assert resumed.summary == full.summary
-    killed, full_metrics = (tmp_path / d / "metrics.jsonl" for d in ("killed", "full"))
-    assert killed.read_text() == full_metrics.read_text()
+def test_killed_run_resumes_to_the_same_summary(tmp_path):
+    check_study_resume(KEY, TWO_ARMS, tmp_path, kill_at=5)  # inside the astro arm, after a mid-arm checkpoint
 
 
 def test_bad_config_is_rejected_before_running(tmp_path):
-    from neuroplast.runner import NeuroplastUsageError
-
-    with pytest.raises(NeuroplastUsageError, match="groups"):
-        run_study(KEY, out=tmp_path / "bad", sets=["hidden=12", "groups=5"])
-    with pytest.raises(NeuroplastUsageError, match="groups"):  # too many astrocytes: > 2% more parameters
-        run_study(KEY, out=tmp_path / "bad2", sets=["hidden=12", "groups=12", "symbols=2"])
-    with pytest.raises(NeuroplastUsageError, match="arms"):
-        run_study(KEY, out=tmp_path / "bad3", sets=["arms=plain,lstm"])
-    with pytest.raises(NeuroplastUsageError, match="mode"):
-        run_study(KEY, out=tmp_path / "bad4", sets=["mode=calcium"])
-    for name in ("bad", "bad2", "bad3", "bad4"):
-        assert not (tmp_path / name).exists()
+    check_study_rejects(
+        KEY,
+        [
+            (["hidden=12", "groups=5"], "groups"),
+            (["hidden=12", "groups=12", "symbols=2"], "groups"),  # too many astrocytes: > 2% more parameters
+            (["arms=plain,lstm"], "arms"),
+            (["mode=calcium"], "mode"),
+        ],
+        tmp_path,
+    )

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.studies import get_study
+from neuroplast.testing import check_study_registered, check_study_rejects, check_study_smoke
 
 KEY = "chialvo-ring-star"
 TINY = [
@@ -24,8 +19,7 @@ TINY = [
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2405.06000", "F")
+    study = check_study_registered(KEY, "2405.06000", "F")
     assert {c.name for c in study.claims} >= {
         "route-to-chaos",
         "zero-one-vs-lyapunov",
@@ -35,7 +29,8 @@ def test_registered_with_paper_metadata():
 
 
 def test_smoke(tmp_path):
-    s = run_study(KEY, out=tmp_path / "run", seed=0, quick=True, sets=TINY)
+    figures = ["bifurcation_lyapunov", "phase_portraits", "k_and_sampen_vs_k", "synchrony_vs_coupling"]
+    s = check_study_smoke(KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=figures)
     assert len(s["k"]) == 31 and len(s["orbit_class"]) == 31
     assert 0.0 <= s["k_lyap_agreement"] <= 1.0
     assert s["pairwise_equivalence_max_diff"] < 1e-12  # linear 2-simplex coupling on K4 = pairwise x 2
@@ -43,13 +38,7 @@ def test_smoke(tmp_path):
     assert s["orbit_class"][0] == "fixed point"
     assert any(c["kind"] == "period-doubling" and c["multiplicity"] == 3 for c in s["crossings"])
     assert all(c["param"] < 0.02 for c in s["crossings"])
-    for name in ("bifurcation_lyapunov", "phase_portraits", "k_and_sampen_vs_k", "synchrony_vs_coupling"):
-        assert (tmp_path / "run" / "figures" / f"{name}.png").exists()
-    for claim in get_study(KEY).claims:
-        assert math.isfinite(claim.evaluate(s).value)
 
 
-def test_bad_config_is_rejected():
-    study = get_study(KEY)
-    with pytest.raises(ValueError, match="n_k"):
-        study.validate(study.Config(n_k=1))
+def test_bad_config_is_rejected_before_running(tmp_path):
+    check_study_rejects(KEY, [(["n_k=1"], "n_k")], tmp_path, validate=True)

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.studies import get_study
+from neuroplast.testing import check_study_registered, check_study_rejects, check_study_smoke
 
 KEY = "chialvo-rulkov-chain"
 TINY = [
@@ -25,29 +20,18 @@ TINY = [
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2405.05675", "F")
+    study = check_study_registered(KEY, "2405.05675", "F")
     assert {c.name for c in study.claims} >= {"period-doubling-route", "torus-route", "zero-one-vs-lyapunov"}
 
 
 def test_smoke(tmp_path):
-    s = run_study(KEY, out=tmp_path / "run", seed=0, quick=True, sets=TINY)
+    figures = ["bifurcation_lyapunov", "phase_portraits", "k_sampen_sync_vs_s", "parameter_map_and_synchrony"]
+    s = check_study_smoke(KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=figures)
     assert len(s["s"]) == 41 and len(s["lyapunov_spectrum"]) == 41 and len(s["lyapunov_spectrum"][0]) == 6
     assert s["spectrum_vs_benettin"] < 0.05  # two estimators of the same exponent
     kinds = {c["kind"] for c in s["crossings"]}
     assert kinds <= {"period-doubling", "neimark-sacker", "saddle-node"}
-    for name in (
-        "bifurcation_lyapunov",
-        "phase_portraits",
-        "k_sampen_sync_vs_s",
-        "parameter_map_and_synchrony",
-    ):
-        assert (tmp_path / "run" / "figures" / f"{name}.png").exists()
-    for claim in get_study(KEY).claims:
-        assert math.isfinite(claim.evaluate(s).value)
 
 
-def test_bad_config_is_rejected():
-    study = get_study(KEY)
-    with pytest.raises(ValueError, match="s_split"):
-        study.validate(study.Config(s_split=1.0))
+def test_bad_config_is_rejected_before_running(tmp_path):
+    check_study_rejects(KEY, [(["s_split=1.0"], "s_split")], tmp_path, validate=True)

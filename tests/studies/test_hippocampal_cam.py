@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.studies import get_study
+from neuroplast.testing import (
+    check_study_determinism,
+    check_study_registered,
+    check_study_rejects,
+    check_study_smoke,
+)
 
 KEY = "hippocampal-cam"
 TINY = ["n_cues=4", "n_content=16", "n_memories=2,4,8", "repeats=2", "hopfield_sweeps=5"]
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2310.05868", "C")
-    assert len(study.claims) == 7
+    study = check_study_registered(KEY, "2310.05868", "C", n_claims=7)
     assert study.Config.quick().repeats < study.Config().repeats
 
 
 def test_smoke_summary_and_claims(tmp_path):
-    s = run_study(KEY, out=tmp_path / "a", seed=0, quick=True, sets=TINY)
+    s = check_study_smoke(KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=["recall"], out="a")
     assert s["n_memories"] == [2, 4, 8]
     for table in (s["cam_random"], s["hopfield"]):
         for k in ("0.25", "0.5", "0.75"):
@@ -32,16 +29,13 @@ def test_smoke_summary_and_claims(tmp_path):
     assert s["cam_random"]["cue"][-1] <= 4.0
     assert s["orthogonal_fragment_exact"]["cue"] == 1.0
     assert set(s["relearn"]) == {"orthogonal", "random"}
-    for claim in get_study(KEY).claims:
-        r = claim.evaluate(s)
-        assert r.error is None and math.isfinite(r.value)
-    assert (tmp_path / "a" / "figures" / "recall.png").exists()
-    assert run_study(KEY, out=tmp_path / "b", seed=0, quick=True, sets=TINY) == s
 
 
-def test_validate_rejects_bad_config():
-    study = get_study(KEY)
-    with pytest.raises(ValueError, match="n_content"):
-        study.validate(dataclasses.replace(study.Config.quick(), n_content=30))
-    with pytest.raises(ValueError, match="n_memories"):
-        study.validate(dataclasses.replace(study.Config.quick(), n_memories=(2, 4)))
+def test_tiny_run_is_deterministic(tmp_path):
+    check_study_determinism(KEY, TINY, tmp_path, quick=True, seed=0, other_seed=1)
+
+
+def test_bad_config_is_rejected_before_running(tmp_path):
+    # also the study's validate hook on Config.quick() with those fields replaced
+    bad = [(["n_content=30"], "n_content"), (["n_memories=2,4"], "n_memories")]
+    check_study_rejects(KEY, bad, tmp_path, quick=True, validate=True)

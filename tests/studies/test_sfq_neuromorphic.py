@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.studies import get_study
+from neuroplast.testing import (
+    check_study_determinism,
+    check_study_registered,
+    check_study_rejects,
+    check_study_smoke,
+)
 
 KEY = "sfq-neuromorphic"
 TINY = ["windows=8,32,64,128", "trials=12", "calibration_trials=4", "restarts=1", "fit_steps=300"]
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2311.10721", "C")
-    assert len(study.claims) == 6
+    study = check_study_registered(KEY, "2311.10721", "C", n_claims=6)
     assert study.Config.quick().trials < study.Config().trials
 
 
 def test_smoke_summary_and_claims(tmp_path):
-    s = run_study(KEY, out=tmp_path / "a", seed=0, quick=True, sets=TINY)
+    s = check_study_smoke(
+        KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=["margin_vs_window"], out="a"
+    )
     assert s["windows"] == [8, 32, 64, 128]
     for name in ("deep", "single"):
         r = s[name]
@@ -38,16 +37,13 @@ def test_smoke_summary_and_claims(tmp_path):
     assert len(s["deep"]["probabilities"]) == 2 and len(s["single"]["probabilities"]) == 1
     # XOR is not linearly separable: the single-layer mean-field margin cannot be positive
     assert s["single"]["mean_field_margin"] <= 1e-6
-    for claim in get_study(KEY).claims:
-        r = claim.evaluate(s)
-        assert r.error is None and math.isfinite(r.value)
-    assert (tmp_path / "a" / "figures" / "margin_vs_window.png").exists()
-    assert run_study(KEY, out=tmp_path / "b", seed=0, quick=True, sets=TINY) == s
 
 
-def test_validate_rejects_bad_config():
-    study = get_study(KEY)
-    with pytest.raises(ValueError, match="windows"):
-        study.validate(dataclasses.replace(study.Config.quick(), windows=(64, 8)))
-    with pytest.raises(ValueError, match="slope_from"):
-        study.validate(dataclasses.replace(study.Config.quick(), windows=(8, 16, 128), slope_from=64))
+def test_tiny_run_is_deterministic(tmp_path):
+    check_study_determinism(KEY, TINY, tmp_path, quick=True, seed=0, other_seed=1)
+
+
+def test_bad_config_is_rejected_before_running(tmp_path):
+    # also the study's validate hook on Config.quick() with those fields replaced
+    bad = [(["windows=64,8"], "windows"), (["windows=8,16,128", "slope_from=64"], "slope_from")]
+    check_study_rejects(KEY, bad, tmp_path, quick=True, validate=True)

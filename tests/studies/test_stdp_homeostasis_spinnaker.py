@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.studies import get_study
+from neuroplast.testing import (
+    check_study_determinism,
+    check_study_registered,
+    check_study_rejects,
+    check_study_smoke,
+)
 
 KEY = "stdp-homeostasis-spinnaker"
 TINY = ["repeats=4", "single_repeats=6", "n_random=20", "n_patterns=2,3", "jaccard=0.0,0.4,0.8"]
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2312.02659", "C")
-    assert len(study.claims) == 5
+    study = check_study_registered(KEY, "2312.02659", "C", n_claims=5)
     quick = study.Config.quick()
     assert quick.repeats < study.Config().repeats
 
 
 def test_smoke_summary_and_claims(tmp_path):
-    s = run_study(KEY, out=tmp_path / "a", seed=0, quick=True, sets=TINY)
+    s = check_study_smoke(
+        KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=["accuracy_vs_jaccard"], out="a"
+    )
     for arm in ("homeostasis", "plain"):
         single = s[arm]["single"]
         assert set(single) == {"accuracy", "detect", "partial_detect", "fp_rate"}
@@ -35,17 +34,13 @@ def test_smoke_summary_and_claims(tmp_path):
     # one-shot learning of a single pattern is perfect with homeostasis, by construction of W* = theta / h
     assert s["homeostasis"]["single"]["detect"] == 1.0
     assert 0.0 < s["expected_fp_rate"] < 1e-4
-    for claim in get_study(KEY).claims:
-        r = claim.evaluate(s)
-        assert r.error is None and math.isfinite(r.value)
-    assert (tmp_path / "a" / "figures" / "accuracy_vs_jaccard.png").exists()
-    again = run_study(KEY, out=tmp_path / "b", seed=0, quick=True, sets=TINY)
-    assert again == s
 
 
-def test_validate_rejects_bad_config():
-    study = get_study(KEY)
-    with pytest.raises(ValueError, match="homeostatic_factor"):
-        study.validate(dataclasses.replace(study.Config.quick(), homeostatic_factor=1.5))
-    with pytest.raises(ValueError, match="size_min"):
-        study.validate(dataclasses.replace(study.Config.quick(), size_min=30))
+def test_tiny_run_is_deterministic(tmp_path):
+    check_study_determinism(KEY, TINY, tmp_path, quick=True, seed=0, other_seed=1)
+
+
+def test_bad_config_is_rejected_before_running(tmp_path):
+    # also the study's validate hook on Config.quick() with those fields replaced
+    bad = [(["homeostatic_factor=1.5"], "homeostatic_factor"), (["size_min=30"], "size_min")]
+    check_study_rejects(KEY, bad, tmp_path, quick=True, validate=True)
