@@ -13,7 +13,18 @@ from neuroplast.continual.gpm import GPM
 from neuroplast.continual.replay import Replay
 from neuroplast.continual.scenarios import permuted, split
 from neuroplast.continual.strategy import FineTune, Strategy
-from neuroplast.continual.train import ContinualResult, run_continual, sgd
+from neuroplast.continual.train import (
+    ContinualResult,
+    Experiment,
+    arm_generator,
+    benchmark_setting,
+    finish_arms,
+    mnist_benchmarks,
+    run_arms,
+    run_benchmarks,
+    run_continual,
+    sgd,
+)
 
 
 def _mlp(n_in: int = 64, n_out: int = 10, seed: int = 0) -> nn.Sequential:
@@ -150,3 +161,126 @@ def test_errors_name_the_problem(scn):
         run_continual(_mlp(), scn, optimizer_fn=sgd(1e12), epochs=1, batch_size=16)
     with pytest.raises(RuntimeError, match="mat1 and mat2|shape"):  # model made for other inputs
         run_continual(_mlp(n_in=784), scn, GPM(_mlp(n_in=784)), epochs=1)
+
+
+def test_arm_generator_streams_are_fixed_and_distinct():
+    draw = lambda g: torch.randint(1000, (8,), generator=g).tolist()  # noqa: E731
+    assert draw(arm_generator(3, 5)) == draw(torch.Generator().manual_seed(3 * 1009 + 5))
+    assert draw(arm_generator(3, 5)) != draw(arm_generator(3, 6)) != draw(arm_generator(4, 5))
+
+
+def test_mnist_benchmarks_and_setting():
+    pm, sp = mnist_benchmarks(
+        0, n_tasks=2, source="digits", train_per_task=100, test_per_task=40, split_source="digits"
+    )
+    assert len(pm) == 2 and not pm.multi_head and pm[0].n_train == 100 and pm[0].n_test == 40
+    assert len(sp) == 5 and sp.multi_head
+    pm2, _ = mnist_benchmarks(0, n_tasks=2, source="digits", multi_head=True, split_source="digits")
+    assert pm2.multi_head and pm2[0].n_train > 100  # 0: every image
+    setting = benchmark_setting(pm, sp, lr=0.1, epochs=2, batch_size=16)
+    assert setting == {
+        "pmnist": pm.describe(),
+        "split": sp.describe(),
+        "source": pm.source,
+        "lr": 0.1,
+        "epochs": 2,
+        "batch_size": 16,
+    }
+    json.dumps(setting)
+
+
+class _Timing:
+    def __init__(self) -> None:
+        self.logged: dict = {}
+
+    def timing(self, name, value):
+        self.logged[name] = value
+
+
+def test_run_arms_and_finish_arms(scn):
+    exp = Experiment()
+    built = []
+
+    def model_fn():
+        model = _mlp(seed=1)
+        built.append(model)
+        return model
+
+    out = {
+        "setting": {},
+        "bench": run_arms(
+            exp,
+            "bench",
+            scn,
+            {"finetune": lambda m: None, "joint": lambda m: None, "replay": lambda m: Replay(32)},
+            model_fn,
+            lambda a: arm_generator(0, 100 + a),
+            lr=0.1,
+            epochs=1,
+            batch_size=16,
+            extras={"replay": lambda m, s: {"buffer": s.buffer.size_}},
+        ),
+    }
+    assert list(out["bench"]) == ["finetune", "joint", "replay"] and len(built) == 3
+    assert set(exp.done) == {"bench/finetune", "bench/joint", "bench/replay"}
+    assert out["bench"]["joint"]["bwt"] is None and len(out["bench"]["joint"]["steps"]) == 1
+    assert out["bench"]["replay"]["buffer"] == 32 and "buffer" not in out["bench"]["finetune"]
+    # the same generator stream gives the same arm: run_arms is a plain loop over Experiment.arm
+    again = run_continual(
+        _mlp(seed=1), scn, None, optimizer_fn=sgd(0.1), batch_size=16, generator=arm_generator(0, 100)
+    )
+    assert out["bench"]["finetune"]["R"] == again.summary()["R"]
+
+    run = _Timing()
+    table = finish_arms(out, ("bench", "absent"), run)
+    assert list(out) == ["setting", "bench", "table"] and table is out["table"]
+    assert [(r["benchmark"], r["arm"]) for r in table] == [
+        ("bench", a) for a in ("finetune", "joint", "replay")
+    ]
+    assert all("seconds_per_task" not in r and "time_vs_finetune" not in r for r in table)
+    assert all(
+        "seconds_per_task" not in s and "mean_seconds_per_task" not in s for s in out["bench"].values()
+    )
+    times = run.logged["arms"]
+    assert set(times) == {"bench/finetune", "bench/joint", "bench/replay"}
+    assert times["bench/finetune"]["time_vs_finetune"] == 1.0
+    assert all(t["mean_seconds_per_task"] > 0 for t in times.values())
+    out2 = {"bench": {"finetune": {"acc": 1.0, "mean_seconds_per_task": 2.0}}}
+    finish_arms(out2, ["bench"])  # no run: the times are dropped
+    assert out2["bench"] == {"finetune": {"acc": 1.0}} and out2["table"][0]["acc"] == 1.0
+
+
+def test_run_benchmarks_follows_the_seeding_convention(scn):
+    from neuroplast.continual.models import mlp
+
+    exp = Experiment()
+    calls = []
+
+    def arms(scenario):
+        calls.append(scenario)
+        return {"finetune": lambda m: None, "replay": lambda m: Replay(16, generator=arm_generator(7, 5))}
+
+    out = run_benchmarks(
+        exp,
+        [("a", scn, 1, 0.1), ("b", scn, 2, 0.05)],
+        arms,
+        lambda scenario, g: mlp(scenario.n_features, [16], scenario.n_outputs, generator=g),
+        7,
+        batch_size=32,
+        extras={"b/replay": lambda m, s: {"seen": s.buffer.n_seen_}},
+    )
+    assert list(out) == ["a", "b"] and calls == [scn, scn]
+    assert all(list(arms_) == ["finetune", "replay"] for arms_ in out.values())
+    assert out["b"]["replay"]["seen"] == 3 * 2 * 300 and "seen" not in out["a"]["replay"]
+    assert len(out["b"]["finetune"]["steps"]) == 3 and out["b"]["finetune"]["steps"][0] == 2 * 10
+    # benchmark 1, arm 1: model from stream 1, data order from stream 100 + 10 * 1 + 1
+    again = run_continual(
+        mlp(scn.n_features, [16], scn.n_outputs, generator=arm_generator(7, 1)),
+        scn,
+        Replay(16, generator=arm_generator(7, 5)),
+        optimizer_fn=sgd(0.05),
+        epochs=2,
+        batch_size=32,
+        generator=arm_generator(7, 111),
+    )
+    assert out["b"]["replay"]["R"] == again.summary()["R"]

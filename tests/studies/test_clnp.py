@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
 from neuroplast.studies import get_study
+from neuroplast.testing import (
+    check_study_registered,
+    check_study_rejects,
+    check_study_resume,
+    check_study_smoke,
+)
 
 KEY = "clnp"
 TINY = [
@@ -26,14 +28,13 @@ TINY = [
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("1903.04476", "D")
+    study = check_study_registered(KEY, "1903.04476", "D", n_claims=2)
     assert {c.name for c in study.claims} == {"clnp-bwt-zero", "clnp-diagnostics"}
     assert study.Config.quick().train_per_task > 0 and study.Config().train_per_task == 0
 
 
 def test_smoke_zero_forgetting_and_diagnostics(tmp_path):
-    s = run_study(KEY, out=tmp_path / "run", seed=0, quick=True, sets=TINY)
+    s = check_study_smoke(KEY, TINY, tmp_path, quick=True, figures=("clnp_free_neurons",))
     assert s["setting"]["source"] == "digits" and s["setting"]["pmnist"]["multi_head"]
     for bench in ("pmnist", "split"):
         assert set(s[bench]) == {"finetune", "ewc", "si", "clnp_m0", "clnp_m1"}
@@ -45,54 +46,22 @@ def test_smoke_zero_forgetting_and_diagnostics(tmp_path):
         assert r.error is None and r.holds, r
     rows = {(r["benchmark"], r["arm"]) for r in s["table"]}
     assert ("pmnist", "clnp_m0") in rows and ("split", "finetune") in rows
-    assert (tmp_path / "run" / "figures" / "clnp_free_neurons.png").stat().st_size > 0
 
 
-def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
-    study = get_study(KEY)
-    cfg = make_config(study, quick=True, sets=TINY)
-
-    def spec(path, resume):
-        return RunSpec(
-            KEY, type(study).__module__, config_to_json(cfg), 1, str(path), resume, checkpoint_every=1
-        )
-
-    full = execute(spec(tmp_path / "full", False))
-    assert full.status == "done", full.error
-    calls = {"n": 0}
-    real_log = Run.log
-
-    def dying_log(self, step, **metrics):
-        calls["n"] += 1
-        if calls["n"] == 11:  # inside the CLNP arm of permuted MNIST, after a checkpointed task
-            raise KeyboardInterrupt
-        real_log(self, step, **metrics)
-
-    monkeypatch.setattr(Run, "log", dying_log)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec(tmp_path / "killed", False))
-    monkeypatch.setattr(Run, "log", real_log)
-    resumed = execute(spec(tmp_path / "killed", True))
-    assert resumed.status == "done", resumed.error
-    # the whole summary, byte for byte: wall-clock times are in timings.json, not in the summary
-    assert resumed.summary == full.summary
+def test_killed_run_resumes_to_the_same_summary(tmp_path):
+    # killed at the 11th log: inside the CLNP arm of permuted MNIST, after a checkpointed task; the
+    # whole summary, byte for byte (also claims.json and metrics.jsonl): wall-clock times are in
+    # timings.json, not in the summary
+    summary = check_study_resume(KEY, TINY, tmp_path, kill_at=11, quick=True)
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    assert (killed_dir / "summary.json").read_bytes() == (full_dir / "summary.json").read_bytes()
     full_times = json.loads((full_dir / "timings.json").read_text())["arms"]
     killed_times = json.loads((killed_dir / "timings.json").read_text())["arms"]
-    n_tasks = {b: full.summary["setting"][b]["n_tasks"] for b in ("pmnist", "split")}
-    arms = {f"{b}/{a}": n for b, n in n_tasks.items() for a in full.summary[b]}
+    n_tasks = {b: summary["setting"][b]["n_tasks"] for b in ("pmnist", "split")}
+    arms = {f"{b}/{a}": n for b, n in n_tasks.items() for a in summary[b]}
     assert set(killed_times) == set(full_times) == set(arms)
     for arm, t in killed_times.items():  # every task timed, also the ones of the killed segment
         assert len(t["seconds_per_task"]) == arms[arm] and t["mean_seconds_per_task"] > 0
-    assert (tmp_path / "killed" / "metrics.jsonl").read_text() == (
-        tmp_path / "full" / "metrics.jsonl"
-    ).read_text()
 
 
 def test_bad_config_is_rejected(tmp_path):
-    from neuroplast.runner import NeuroplastUsageError
-
-    with pytest.raises(NeuroplastUsageError, match="clnp_tolerances"):
-        run_study(KEY, out=tmp_path / "bad", sets=[*TINY, "clnp_tolerances=-1.0"])
-    assert not (tmp_path / "bad").exists()
+    check_study_rejects(KEY, [([*TINY, "clnp_tolerances=-1.0"], "clnp_tolerances")], tmp_path)

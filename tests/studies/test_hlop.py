@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from neuroplast.runner import run_study
-from neuroplast.runner.run import Run, RunSpec, config_to_json, execute, make_config
-from neuroplast.studies import get_study
+from neuroplast.testing import (
+    check_study_registered,
+    check_study_rejects,
+    check_study_resume,
+    check_study_smoke,
+)
 
 KEY = "hlop"
 TINY = [
@@ -41,15 +42,15 @@ def _keys(obj):
 
 
 def test_registered_with_paper_metadata():
-    study = get_study(KEY)
-    assert (study.arxiv, study.family) == ("2402.11984", "D")
+    study = check_study_registered(KEY, "2402.11984", "D", n_claims=3)
     assert {c.name for c in study.claims} == {"hlop-bwt", "hlop-acc-vs-gpm", "finetune-forgets"}
     q = study.Config.quick()
     assert q.epochs == 1 and q.train_per_task == 10000 and study.Config().epochs == 5
 
 
 def test_smoke_summary_table_and_claims(tmp_path):
-    s = run_study(KEY, out=tmp_path / "run", seed=0, quick=True, sets=TINY)
+    # every claim measurable (finite: holds or not at this budget), the R heatmap drawn
+    s = check_study_smoke(KEY, TINY, tmp_path, quick=True, figures=("pmnist_R_hlop",), finite_claims=True)
     assert s["setting"]["source"] == "digits"
     assert set(s["pmnist"]) == {"finetune", "joint", "ewc", "gpm", "hlop"}
     assert set(s["spiking_split"]) == {"finetune", "hlop"}
@@ -70,50 +71,18 @@ def test_smoke_summary_table_and_claims(tmp_path):
     for t in times.values():
         assert t["mean_seconds_per_task"] > 0 and all(x > 0 for x in t["seconds_per_task"])
     assert {t["time_vs_finetune"] for k, t in times.items() if k.endswith("/finetune")} == {1.0}
-    for claim in get_study(KEY).claims:
-        r = claim.evaluate(s)
-        assert r.error is None and r.value == r.value  # measurable (holds or not at this budget)
-    assert (tmp_path / "run" / "figures" / "pmnist_R_hlop.png").stat().st_size > 0
 
 
 def test_bad_config_is_rejected(tmp_path):
-    from neuroplast.runner import NeuroplastUsageError
-
-    with pytest.raises(NeuroplastUsageError, match="hlop_first"):
-        run_study(KEY, out=tmp_path / "bad", sets=[*TINY, "hlop_first=1,2"])
+    check_study_rejects(KEY, [([*TINY, "hlop_first=1,2"], "hlop_first")], tmp_path)
 
 
-def test_killed_run_resumes_to_the_same_summary(tmp_path, monkeypatch):
+def test_killed_run_resumes_to_the_same_summary(tmp_path):
     """The whole summary.json (nothing removed) equals an uninterrupted run's; times are in timings.json."""
-    study = get_study(KEY)
-    cfg = make_config(study, quick=True, sets=TINY)
-
-    def spec(path, resume):
-        return RunSpec(
-            KEY, type(study).__module__, config_to_json(cfg), 1, str(path), resume, checkpoint_every=1
-        )
-
-    full = execute(spec(tmp_path / "full", False))
-    assert full.status == "done", full.error
-    calls = {"n": 0}
-    real_log = Run.log
-
-    def dying_log(self, step, **metrics):
-        calls["n"] += 1
-        if calls["n"] == 12:  # inside the HLOP arm of permuted MNIST, after a checkpointed task
-            raise KeyboardInterrupt
-        real_log(self, step, **metrics)
-
-    monkeypatch.setattr(Run, "log", dying_log)
-    with pytest.raises(KeyboardInterrupt):
-        execute(spec(tmp_path / "killed", False))
-    monkeypatch.setattr(Run, "log", real_log)
-    resumed = execute(spec(tmp_path / "killed", True))
-    assert resumed.status == "done", resumed.error
-    assert resumed.summary == full.summary
+    # killed at the 12th log: inside the HLOP arm of permuted MNIST, after a checkpointed task; the
+    # check compares the summaries and summary.json, claims.json and metrics.jsonl byte for byte
+    check_study_resume(KEY, TINY, tmp_path, kill_at=12, quick=True)
     full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
-    assert (killed_dir / "summary.json").read_bytes() == (full_dir / "summary.json").read_bytes()
-    assert (killed_dir / "metrics.jsonl").read_bytes() == (full_dir / "metrics.jsonl").read_bytes()
     times = json.loads((killed_dir / "timings.json").read_text())["arms"]
     assert set(times) == set(json.loads((full_dir / "timings.json").read_text())["arms"])
     assert all(t["mean_seconds_per_task"] > 0 for t in times.values())

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from neuroplast.continual.scenarios import JointTask, Scenario, Task
+from neuroplast.continual.scenarios import JointTask, Scenario, Task, permuted, split
 from neuroplast.continual.strategy import Batch, FineTune, Strategy, classification_loss
 
 __all__ = [
@@ -34,6 +34,13 @@ __all__ = [
     "sgd",
     "Experiment",
     "results_table",
+    "split_timings",
+    "arm_generator",
+    "mnist_benchmarks",
+    "benchmark_setting",
+    "run_arms",
+    "run_benchmarks",
+    "finish_arms",
 ]
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
@@ -437,3 +444,150 @@ def split_timings(
                 "time_vs_finetune": (t / base) if (base and t is not None) else None,
             }
     return results, timings
+
+
+# -- benchmark runs: the arms of a continual study ------------------------------------------------
+StrategyFactory = Callable[[nn.Module], Strategy | None]
+
+
+def arm_generator(seed: int, i: int) -> torch.Generator:
+    """A fresh CPU generator for stream ``i`` of a run with seed ``seed`` (seeded ``seed * 1009 + i``).
+
+    Studies give each model initialisation, strategy and data order its own stream, so adding an
+    arm leaves the draws of the others unchanged."""
+    return torch.Generator().manual_seed(seed * 1009 + i)
+
+
+def mnist_benchmarks(
+    seed: int,
+    *,
+    n_tasks: int = 10,
+    source: Any = "auto",
+    train_per_task: int = 0,
+    test_per_task: int = 0,
+    multi_head: bool = False,
+    split_tasks: int = 5,
+    split_source: Any = "mnist-5000",
+) -> tuple[Scenario, Scenario]:
+    """The two standard benchmarks of the continual studies: ``(permuted, split)``.
+
+    ``permuted(n_tasks, source, seed, multi_head)`` with ``train_per_task`` / ``test_per_task``
+    images per task (0: every image), and the task-incremental ``split(split_tasks,
+    split_source, seed)`` (one two-class head per task)."""
+    pm = permuted(
+        n_tasks,
+        source=source,
+        seed=seed,
+        multi_head=multi_head,
+        train_per_task=train_per_task or None,
+        test_per_task=test_per_task or None,
+    )
+    sp = split(split_tasks, source=split_source, seed=seed, incremental="task")
+    return pm, sp
+
+
+def benchmark_setting(
+    pmnist: Scenario, split_mnist: Scenario, *, lr: float, epochs: int, batch_size: int
+) -> dict[str, Any]:
+    """The ``"setting"`` entry of a study summary for the ``mnist_benchmarks`` pair: both scenarios'
+    ``describe()``, the image source of the permuted benchmark and the main training settings."""
+    return {
+        "pmnist": pmnist.describe(),
+        "split": split_mnist.describe(),
+        "source": pmnist.source,
+        "lr": lr,
+        "epochs": epochs,
+        "batch_size": batch_size,
+    }
+
+
+def run_arms(
+    experiment: Experiment,
+    bench: str,
+    scenario: Scenario,
+    arms: Mapping[str, StrategyFactory],
+    model_fn: Callable[[], nn.Module],
+    generator_fn: Callable[[int], torch.Generator],
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    extras: Mapping[str, Callable[[nn.Module, Strategy], dict[str, Any]]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run every arm of one benchmark through ``experiment``; returns ``{arm: summary}``.
+
+    Arm number ``a`` (in the order of ``arms``) trains a fresh ``model_fn()`` (build it from a
+    fixed generator, so every arm starts from the same weights) with ``arms[name](model)`` (None:
+    fine-tuning), data order ``generator_fn(a)``, plain SGD at ``lr`` (``sgd(lr)``), ``epochs`` and
+    ``batch_size``, under the experiment key ``"{bench}/{name}"``. The arm named ``"joint"``
+    trains on the union of the tasks (the upper bound). ``extras[name]``: the ``extra`` callback
+    of ``Experiment.arm`` for that arm."""
+    extras = {} if extras is None else extras
+    out: dict[str, dict[str, Any]] = {}
+    for a, (arm, make) in enumerate(arms.items()):
+        model = model_fn()
+        out[arm] = experiment.arm(
+            f"{bench}/{arm}",
+            model,
+            scenario,
+            make(model),
+            generator_fn(a),
+            optimizer_fn=sgd(lr),
+            epochs=epochs,
+            batch_size=batch_size,
+            joint=arm == "joint",
+            extra=extras.get(arm),
+        )
+    return out
+
+
+def run_benchmarks(
+    experiment: Experiment,
+    benches: Sequence[tuple[str, Scenario, int, float]],
+    arms: Callable[[Scenario], Mapping[str, StrategyFactory]],
+    model_fn: Callable[[Scenario, torch.Generator], nn.Module],
+    seed: int,
+    *,
+    batch_size: int,
+    extras: Mapping[str, Callable[[nn.Module, Strategy], dict[str, Any]]] | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``run_arms`` on each ``(bench, scenario, epochs, lr)`` of ``benches``: ``{bench: {arm: summary}}``.
+
+    The seeding convention of the continual studies: on benchmark number ``b`` every arm's model
+    is ``model_fn(scenario, arm_generator(seed, b))`` (the same initial weights for all arms of a
+    benchmark) and arm number ``a`` draws its data order from ``arm_generator(seed, 100 + 10 * b +
+    a)``. ``arms(scenario)``: the arms of that benchmark; ``extras["bench/arm"]``: an arm's
+    ``extra`` callback."""
+    extras = {} if extras is None else extras
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for b, (bench, scenario, epochs, lr) in enumerate(benches):
+        named = arms(scenario)
+        out[bench] = run_arms(
+            experiment,
+            bench,
+            scenario,
+            named,
+            lambda scenario=scenario, b=b: model_fn(scenario, arm_generator(seed, b)),
+            lambda a, b=b: arm_generator(seed, 100 + 10 * b + a),
+            lr=lr,
+            epochs=epochs,
+            batch_size=batch_size,
+            extras={arm: extras[f"{bench}/{arm}"] for arm in named if f"{bench}/{arm}" in extras},
+        )
+    return out
+
+
+def finish_arms(out: dict[str, Any], benches: Iterable[str], run: Any = None) -> list[dict[str, Any]]:
+    """Move the wall-clock times of the arms out of a study summary; returns the results table.
+
+    ``out[bench]`` (``{arm: summary}``, for each of ``benches`` present in ``out``) is replaced by
+    the summaries without times (``split_timings``), the times go to ``run.timing("arms", ...)``
+    (anything with the runner's ``timing(name, value)``; skipped when ``run`` is None), and
+    ``out["table"]`` is set to ``results_table(..., times=False)``, so the summary stays
+    deterministic given the seed."""
+    results, times = split_timings({b: out[b] for b in benches if b in out})
+    out.update(results)
+    if run is not None:
+        run.timing("arms", times)
+    out["table"] = results_table(results, times=False)
+    return out["table"]

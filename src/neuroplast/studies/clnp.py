@@ -38,10 +38,17 @@ import torch
 from neuroplast.continual.clnp import CLNP
 from neuroplast.continual.ewc import EWC
 from neuroplast.continual.models import activation_names, linear_names, mlp
-from neuroplast.continual.scenarios import permuted, split
+from neuroplast.continual.scenarios import Scenario
 from neuroplast.continual.si import SI
 from neuroplast.continual.strategy import classification_loss
-from neuroplast.continual.train import Experiment, results_table, sgd, split_timings
+from neuroplast.continual.train import (
+    Experiment,
+    arm_generator,
+    benchmark_setting,
+    finish_arms,
+    mnist_benchmarks,
+    run_benchmarks,
+)
 from neuroplast.metrics.continual import heatmap
 from neuroplast.studies import Claim, Study, register
 
@@ -137,37 +144,29 @@ class CLNPStudy(Study):
 
     def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
-        pm = permuted(
-            cfg.n_tasks,
+        pm, sp = mnist_benchmarks(
+            run.seed,
+            n_tasks=cfg.n_tasks,
             source=cfg.source,
-            seed=run.seed,
+            train_per_task=cfg.train_per_task,
+            test_per_task=cfg.test_per_task,
             multi_head=True,
-            train_per_task=cfg.train_per_task or None,
-            test_per_task=cfg.test_per_task or None,
+            split_tasks=cfg.split_tasks,
+            split_source=cfg.split_source,
         )
-        sp = split(cfg.split_tasks, source=cfg.split_source, seed=run.seed, incremental="task")
         exp = Experiment(run)
         out: dict[str, Any] = {
-            "setting": {
-                "pmnist": pm.describe(),
-                "split": sp.describe(),
-                "source": pm.source,
-                "lr": cfg.lr,
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size,
-            }
+            "setting": benchmark_setting(pm, sp, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size)
         }
 
         def gen(i: int) -> torch.Generator:
-            return torch.Generator().manual_seed(run.seed * 1009 + i)
+            return arm_generator(run.seed, i)
 
-        for b, (bench, scn, epochs, lr) in enumerate(
-            [("pmnist", pm, cfg.epochs, cfg.lr), ("split", sp, cfg.split_epochs, cfg.split_lr)]
-        ):
+        def arms(scn: Scenario) -> dict[str, Any]:
             loss = classification_loss(scn.head_mask())
             makers = {
                 "finetune": lambda m: None,
-                "ewc": lambda m, loss=loss: EWC(m, lam=cfg.ewc_lambda, loss_fn=loss, generator=gen(11)),
+                "ewc": lambda m: EWC(m, lam=cfg.ewc_lambda, loss_fn=loss, generator=gen(11)),
                 "si": lambda m: SI(m, c=cfg.si_c, xi=cfg.si_xi),
             }
             for tol, name in zip(cfg.clnp_tolerances, _clnp_arms(cfg), strict=True):
@@ -180,24 +179,21 @@ class CLNPStudy(Study):
                     n_val=cfg.clnp_val,
                     generator=gen(12),
                 )
-            out[bench] = {}
-            for a, (arm, make) in enumerate(makers.items()):
-                model = mlp(scn.n_features, [cfg.hidden] * 2, scn.n_outputs, bias=True, generator=gen(b))
-                out[bench][arm] = exp.arm(
-                    f"{bench}/{arm}",
-                    model,
-                    scn,
-                    make(model),
-                    gen(100 + 10 * b + a),
-                    optimizer_fn=sgd(lr),
-                    epochs=epochs,
-                    batch_size=cfg.batch_size,
-                )
+            return makers
+
+        benches = [("pmnist", pm, cfg.epochs, cfg.lr), ("split", sp, cfg.split_epochs, cfg.split_lr)]
+        out.update(
+            run_benchmarks(
+                exp,
+                benches,
+                arms,
+                lambda scn, g: mlp(scn.n_features, [cfg.hidden] * 2, scn.n_outputs, bias=True, generator=g),
+                run.seed,
+                batch_size=cfg.batch_size,
+            )
+        )
         # wall-clock times are measurements of the machine, not results of the seed: timings.json
-        results, times = split_timings({b: out[b] for b in BENCHES})
-        out.update(results)
-        run.timing("arms", times)
-        out["table"] = results_table(results, times=False)
+        finish_arms(out, BENCHES, run)
         out["clnp_neurons"] = {
             b: {
                 a: [

@@ -46,9 +46,16 @@ from neuroplast.continual.ewc import EWC
 from neuroplast.continual.gpm import GPM
 from neuroplast.continual.hlop import HLOP, hlop_schedule
 from neuroplast.continual.models import SpikingMLP, linear_names, mlp
-from neuroplast.continual.scenarios import permuted, split
 from neuroplast.continual.strategy import classification_loss
-from neuroplast.continual.train import Experiment, results_table, sgd, split_timings
+from neuroplast.continual.train import (
+    Experiment,
+    arm_generator,
+    benchmark_setting,
+    finish_arms,
+    mnist_benchmarks,
+    run_arms,
+    run_benchmarks,
+)
 from neuroplast.metrics.continual import heatmap
 from neuroplast.studies import Claim, Study, register
 
@@ -142,30 +149,24 @@ class HLOPStudy(Study):
     # ------------------------------------------------------------------------------------------
     def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
-        pm = permuted(
-            cfg.n_tasks,
+        pm, sp = mnist_benchmarks(
+            run.seed,
+            n_tasks=cfg.n_tasks,
             source=cfg.source,
-            seed=run.seed,
-            train_per_task=cfg.train_per_task or None,
-            test_per_task=cfg.test_per_task or None,
+            train_per_task=cfg.train_per_task,
+            test_per_task=cfg.test_per_task,
+            split_tasks=cfg.split_tasks,
+            split_source=cfg.split_source,
         )
-        sp = split(cfg.split_tasks, source=cfg.split_source, seed=run.seed, incremental="task")
         exp = Experiment(run)
         out: dict[str, Any] = {
-            "setting": {
-                "pmnist": pm.describe(),
-                "split": sp.describe(),
-                "source": pm.source,
-                "lr": cfg.lr,
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size,
-            },
+            "setting": benchmark_setting(pm, sp, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size),
             "published": PUBLISHED,
         }
         layers = linear_names(2)
 
         def gen(i: int) -> torch.Generator:
-            return torch.Generator().manual_seed(run.seed * 1009 + i)
+            return arm_generator(run.seed, i)
 
         def arms(scn, n_tasks: int):
             loss = classification_loss(scn.head_mask() if scn.multi_head else None)
@@ -202,65 +203,50 @@ class HLOPStudy(Study):
             }
 
         benches = [("pmnist", pm, cfg.epochs, cfg.lr), ("split", sp, cfg.split_epochs, cfg.split_lr)]
-        for b, (bench, scn, epochs, lr) in enumerate(benches):
-            out[bench] = {}
-            for a, (arm, make) in enumerate(arms(scn, len(scn)).items()):
-                model = mlp(
-                    scn.n_features, [cfg.hidden] * 2, scn.n_outputs, generator=gen(b)
-                )  # same init per bench
-                extra = _hebbian_vs_svd(scn) if (arm == "hlop" and bench == "pmnist") else None
-                out[bench][arm] = exp.arm(
-                    f"{bench}/{arm}",
-                    model,
-                    scn,
-                    make(model),
-                    gen(100 + 10 * b + a),
-                    optimizer_fn=sgd(lr),
-                    epochs=epochs,
-                    batch_size=cfg.batch_size,
-                    joint=arm == "joint",
-                    extra=extra,
-                )
+        out.update(
+            run_benchmarks(
+                exp,
+                benches,
+                lambda scn: arms(scn, len(scn)),
+                lambda scn, g: mlp(scn.n_features, [cfg.hidden] * 2, scn.n_outputs, generator=g),
+                run.seed,
+                batch_size=cfg.batch_size,
+                extras={"pmnist/hlop": _hebbian_vs_svd(pm)},
+            )
+        )
         if cfg.spiking:
-            out["spiking_split"] = {}
             sched = [
                 row[:2]
                 for row in hlop_schedule(
                     cfg.hlop_first, cfg.hlop_increment, len(sp), cfg.hlop_decrement, cfg.hlop_every
                 )
             ]
-            for a, arm in enumerate(("finetune", "hlop")):
-                model = SpikingMLP(
-                    sp.n_features, [cfg.hidden] * 2, sp.n_outputs, T=cfg.spiking_T, generator=gen(7)
-                )
-                strat = (
-                    HLOP(
-                        model,
+            out["spiking_split"] = run_arms(
+                exp,
+                "spiking_split",
+                sp,
+                {
+                    "finetune": lambda m: None,
+                    "hlop": lambda m: HLOP(
+                        m,
                         sched,
                         layers=layers[:2],
                         lr=cfg.hlop_lr,
                         iterations=cfg.hlop_iterations,
                         time_dim=0,
                         generator=gen(14),
-                    )
-                    if arm == "hlop"
-                    else None
-                )
-                out["spiking_split"][arm] = exp.arm(
-                    f"spiking_split/{arm}",
-                    model,
-                    sp,
-                    strat,
-                    gen(200 + a),
-                    optimizer_fn=sgd(cfg.split_lr),
-                    epochs=cfg.split_epochs,
-                    batch_size=cfg.batch_size,
-                )
+                    ),
+                },
+                lambda: SpikingMLP(
+                    sp.n_features, [cfg.hidden] * 2, sp.n_outputs, T=cfg.spiking_T, generator=gen(7)
+                ),
+                lambda a: gen(200 + a),
+                lr=cfg.split_lr,
+                epochs=cfg.split_epochs,
+                batch_size=cfg.batch_size,
+            )
         # wall-clock times are measurements of the machine, not results of the seed: timings.json
-        results, times = split_timings({k: out[k] for k in ("pmnist", "split", "spiking_split") if k in out})
-        out.update(results)
-        run.timing("arms", times)
-        out["table"] = results_table(results, times=False)
+        finish_arms(out, ("pmnist", "split", "spiking_split"), run)
         self._figures(run, out)
         return out
 

@@ -36,10 +36,17 @@ from neuroplast.continual.ewc import EWC
 from neuroplast.continual.gpm import GPM
 from neuroplast.continual.models import activation_names, linear_names, mlp
 from neuroplast.continual.replay import Replay
-from neuroplast.continual.scenarios import permuted, split
+from neuroplast.continual.scenarios import Scenario
 from neuroplast.continual.si import SI
 from neuroplast.continual.strategy import classification_loss
-from neuroplast.continual.train import Experiment, results_table, sgd, split_timings
+from neuroplast.continual.train import (
+    Experiment,
+    arm_generator,
+    benchmark_setting,
+    finish_arms,
+    mnist_benchmarks,
+    run_benchmarks,
+)
 from neuroplast.metrics.continual import heatmap
 from neuroplast.studies import Claim, Study, register
 
@@ -133,47 +140,39 @@ class LifelongReview(Study):
 
     def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
-        pm = permuted(
-            cfg.n_tasks,
+        pm, sp = mnist_benchmarks(
+            run.seed,
+            n_tasks=cfg.n_tasks,
             source=cfg.source,
-            seed=run.seed,
-            train_per_task=cfg.train_per_task or None,
-            test_per_task=cfg.test_per_task or None,
+            train_per_task=cfg.train_per_task,
+            test_per_task=cfg.test_per_task,
+            split_tasks=cfg.split_tasks,
+            split_source=cfg.split_source,
         )
-        sp = split(cfg.split_tasks, source=cfg.split_source, seed=run.seed, incremental="task")
         exp = Experiment(run)
         out: dict[str, Any] = {
-            "setting": {
-                "pmnist": pm.describe(),
-                "split": sp.describe(),
-                "source": pm.source,
-                "lr": cfg.lr,
-                "epochs": cfg.epochs,
-                "batch_size": cfg.batch_size,
-            },
+            "setting": benchmark_setting(pm, sp, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size),
             "published": PUBLISHED,
             "families": FAMILIES,
         }
 
         def gen(i: int) -> torch.Generator:
-            return torch.Generator().manual_seed(run.seed * 1009 + i)
+            return arm_generator(run.seed, i)
 
-        for b, (bench, scn, epochs, lr) in enumerate(
-            [("pmnist", pm, cfg.epochs, cfg.lr), ("split", sp, cfg.split_epochs, cfg.split_lr)]
-        ):
+        def arms(scn: Scenario) -> dict[str, Any]:
             loss = classification_loss(scn.head_mask() if scn.multi_head else None)
             n = 2 if scn.multi_head else 3  # Linear layers GPM protects
             makers = {
                 "finetune": lambda m: None,
                 "joint": lambda m: None,
-                "ewc": lambda m, loss=loss: EWC(m, lam=cfg.ewc_lambda, loss_fn=loss, generator=gen(11)),
+                "ewc": lambda m: EWC(m, lam=cfg.ewc_lambda, loss_fn=loss, generator=gen(11)),
                 "si": lambda m: SI(m, c=cfg.si_c, xi=cfg.si_xi),
                 "replay": lambda m: Replay(cfg.memory, generator=gen(12)),
-                "agem": lambda m, loss=loss: AGEM(
+                "agem": lambda m: AGEM(
                     m, cfg.memory, ref_batch_size=cfg.agem_ref_batch, loss_fn=loss, generator=gen(13)
                 ),
                 # task-specific heads stay free (as in GPM's multi-head experiments)
-                "gpm": lambda m, n=n: GPM(
+                "gpm": lambda m: GPM(
                     m, layers=linear_names(2)[:n], threshold=cfg.gpm_threshold[:n], generator=gen(14)
                 ),
             }
@@ -181,25 +180,21 @@ class LifelongReview(Study):
                 makers["clnp"] = lambda m: CLNP(
                     m, linear_names(2), activation_names(2), l1=cfg.clnp_l1, generator=gen(15)
                 )
-            out[bench] = {}
-            for a, (arm, make) in enumerate(makers.items()):
-                model = mlp(scn.n_features, [cfg.hidden] * 2, scn.n_outputs, bias=False, generator=gen(b))
-                out[bench][arm] = exp.arm(
-                    f"{bench}/{arm}",
-                    model,
-                    scn,
-                    make(model),
-                    gen(100 + 10 * b + a),
-                    optimizer_fn=sgd(lr),
-                    epochs=epochs,
-                    batch_size=cfg.batch_size,
-                    joint=arm == "joint",
-                )
+            return makers
+
+        benches = [("pmnist", pm, cfg.epochs, cfg.lr), ("split", sp, cfg.split_epochs, cfg.split_lr)]
+        out.update(
+            run_benchmarks(
+                exp,
+                benches,
+                arms,
+                lambda scn, g: mlp(scn.n_features, [cfg.hidden] * 2, scn.n_outputs, bias=False, generator=g),
+                run.seed,
+                batch_size=cfg.batch_size,
+            )
+        )
         # wall-clock times are measurements of the machine, not results of the seed: timings.json
-        results, times = split_timings({b: out[b] for b in ("pmnist", "split")})
-        out.update(results)
-        run.timing("arms", times)
-        out["table"] = results_table(results, times=False)
+        finish_arms(out, ("pmnist", "split"), run)
         self._figures(run, out)
         return out
 
