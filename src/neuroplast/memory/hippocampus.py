@@ -107,6 +107,11 @@ def _check_neuron(p: IFCurrExpParams) -> None:
         raise ValueError(f"tau_refrac: expected a number >= 0, got {p.tau_refrac!r}")
 
 
+def _decays(params: IFCurrExpParams) -> tuple[float, float]:
+    """Per-step decay factors of the synaptic current and the membrane: exp(-dt/tau_syn), exp(-dt/tau_m)."""
+    return math.exp(-params.dt / params.tau_syn), math.exp(-params.dt / params.tau_m)
+
+
 def if_curr_exp_step(
     current: Tensor, state: IFCurrExpState | None, params: IFCurrExpParams = _DEFAULT_NEURON
 ) -> tuple[Tensor, IFCurrExpState]:
@@ -123,10 +128,9 @@ def if_curr_exp_step(
             f"state: expected tensors of shape {tuple(current.shape)} (one step of current), got "
             f"{tuple(state.v.shape)}; start from state=None when the batch size changes"
         )
-    ds = math.exp(-params.dt / params.tau_syn)
+    ds, beta = _decays(params)
     i = state.i_syn * ds + current
     i_mean = i * (params.tau_syn / params.dt) * (1.0 - ds)
-    beta = math.exp(-params.dt / params.tau_m)
     drive = (params.tau_m / params.cm) * (1.0 - beta) * i_mean
     drive = torch.where(state.refrac > 0, torch.zeros_like(drive), drive)
     s, lif = lif_step(drive, LIFState(state.v), LIFParams(beta=beta, threshold=params.v_thresh, reset="zero"))
@@ -313,8 +317,7 @@ class HippocampalCAM(nn.Module):
         """The stored (cue, content) table read from the weights: (n_cues, n_content) bool, True
         where a cue's spike alone fires the content neuron (weight above the one-spike threshold)."""
         p = self.neuron
-        ds = math.exp(-p.dt / p.tau_syn)
-        beta = math.exp(-p.dt / p.tau_m)
+        ds, beta = _decays(p)
         w_fire = p.v_thresh / ((p.tau_m / p.cm) * (1 - beta) * (p.tau_syn / p.dt) * (1 - ds))
         return (self.weight > w_fire).T
 
