@@ -241,6 +241,22 @@ class _FusedConfig(NamedTuple):
     surrogate: Surrogate
     mpr: str | None
     detach_reset: bool
+    backend: str
+
+
+BACKENDS = ("auto", "torch")
+
+
+def _triton_usable(t: torch.Tensor, backend: str) -> bool:
+    """Whether the Triton kernels of :mod:`neuroplast.neurons._lif_triton` run ``t``: a CUDA
+    tensor of at most 32-bit floats, Triton importable, and ``backend="auto"``."""
+    if backend != "auto" or t.device.type != "cuda" or t.dtype == torch.float64:
+        return False
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _flat_param(p: torch.Tensor, step_shape: torch.Size) -> tuple[float | None, torch.Tensor | None]:
@@ -278,7 +294,9 @@ class _FusedLIF(torch.autograd.Function):
         cfg: _FusedConfig,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         T, step_shape = x.shape[0], x.shape[1:]
-        xf = x.reshape(T, -1)
+        plain = type(cfg.surrogate).heaviside is Surrogate.heaviside
+        triton_fwd = plain and _triton_usable(x, cfg.backend)
+        xf = x.reshape(T, -1).contiguous() if triton_fwd else x.reshape(T, -1)
         M = xf.shape[1]
         H = torch.empty_like(xf)
         S = torch.empty_like(xf)
@@ -287,13 +305,20 @@ class _FusedLIF(torch.autograd.Function):
         b_s, b_f = _flat_param(beta, step_shape)
         th_s, th_f = _flat_param(threshold, step_shape)
         tied = cfg.reset_by is None
-        plain = type(cfg.surrogate).heaviside is Surrogate.heaviside
         block = _BLOCK if x.device.type == "cpu" else M  # accelerators: one block, no grain
         # fire on h > phi^{-1}(V_th) instead of phi(h) > V_th (phi is increasing): one op per step
         fire_s, fire_f = th_s, th_f
         if cfg.mpr is not None and plain:
             fire_s, fire_f = _flat_param(_mpr_inverse(threshold.detach(), cfg.mpr), step_shape)
-        for j0 in range(0, M, block):
+        if triton_fwd:
+            from neuroplast.neurons import _lif_triton
+
+            th_all = th_s if th_f is None else th_f
+            _lif_triton.forward(
+                xf, v0f, b_s if b_f is None else b_f, fire_s if fire_f is None else fire_f,
+                th_all if tied else cfg.reset_by, cfg.reset, H, S, v_out,
+            )
+        for j0 in range(0, M, block) if not triton_fwd else ():
             j1 = min(M, j0 + block)
             bb = b_s if b_f is None else b_f[j0:j1]
             th: float | torch.Tensor = th_s if th_f is None else th_f[j0:j1]  # type: ignore[assignment]
@@ -350,12 +375,29 @@ class _FusedLIF(torch.autograd.Function):
         th_s, th_f = _flat_param(threshold, step_shape)
         tied = cfg.reset_by is None
         live_reset = cfg.reset != "none" and not cfg.detach_reset
+        plain = type(cfg.surrogate).heaviside is Surrogate.heaviside
+        if plain and cfg.mpr is None and _triton_usable(H, cfg.backend):
+            from neuroplast.neurons import _lif_triton
+
+            code = _lif_triton.surrogate_code(cfg.surrogate)
+            if code is not None:  # the whole backward in one kernel
+                GH, g_beta, g_th = _lif_triton.backward(
+                    H, S, gSf, gvf, v0f, b_s if b_f is None else b_f, th_s if th_f is None else th_f,
+                    (th_s if th_f is None else th_f) if tied else cfg.reset_by, reset=cfg.reset,
+                    live_reset=live_reset, tied_subtract=tied and cfg.reset == "subtract", surrogate=code,
+                    need_beta=need_beta, need_threshold=need_th,
+                )
+                return _fused_grads(GH, g_beta, g_th, v0, beta, threshold, ctx.needs_input_grad, b_s, b_f,
+                                    step_shape, H_shape)
         GH = torch.empty_like(H)
         g_beta = torch.zeros(M, dtype=H.dtype, device=H.device) if need_beta else None
         g_th = torch.zeros(M, dtype=H.dtype, device=H.device) if need_th else None
         keep_e = need_th  # the surrogate e = dH/dz is needed again for the threshold gradient
         on_cpu = H.device.type == "cpu"
         block = _BLOCK if on_cpu else M
+        scan = None
+        if _triton_usable(H, cfg.backend):
+            from neuroplast.neurons._lif_triton import reverse_scan as scan
         for j0 in range(0, M, block):
             j1 = min(M, j0 + block)
             width = j1 - j0
@@ -385,21 +427,30 @@ class _FusedLIF(torch.autograd.Function):
                         dv = 1.0 - s
                 last_coef = dv[-1].clone() if (end == T and dv is not None and gvT is not None) else None
                 C = dv.mul_(bb) if dv is not None else None
-                for t in range(end - 1, start - 1, -1):
-                    i = t - start
-                    if t == T - 1:
-                        if gvT is None:
-                            pass
-                        elif last_coef is None:
-                            gh[i].add_(gvT)
+                if scan is not None:  # the recurrence below in one kernel (block == M here)
+                    if end == T and gvT is not None:
+                        if last_coef is None:
+                            gh[-1].add_(gvT)
                         else:
-                            gh[i].addcmul_(last_coef, gvT)
-                    elif C is not None:
-                        gh[i].addcmul_(C[i], GH[t + 1, j0:j1])
-                    elif b_f is None:
-                        gh[i].add_(GH[t + 1, j0:j1], alpha=bb)  # type: ignore[arg-type]
-                    else:
-                        gh[i].addcmul_(bb, GH[t + 1, j0:j1])  # type: ignore[arg-type]
+                            gh[-1].addcmul_(last_coef, gvT)
+                    g_next = GH[end] if end < T else torch.zeros_like(GH[0])
+                    scan(gh, bb if C is None else C, g_next)
+                else:
+                    for t in range(end - 1, start - 1, -1):
+                        i = t - start
+                        if t == T - 1:
+                            if gvT is None:
+                                pass
+                            elif last_coef is None:
+                                gh[i].add_(gvT)
+                            else:
+                                gh[i].addcmul_(last_coef, gvT)
+                        elif C is not None:
+                            gh[i].addcmul_(C[i], GH[t + 1, j0:j1])
+                        elif b_f is None:
+                            gh[i].add_(GH[t + 1, j0:j1], alpha=bb)  # type: ignore[arg-type]
+                        else:
+                            gh[i].addcmul_(bb, GH[t + 1, j0:j1])  # type: ignore[arg-type]
                 if g_th is None and g_beta is None:
                     continue
                 # gv[t] = dL/dv[t] = beta gh[t+1] (t < T-1), gv_final at T-1
@@ -438,15 +489,34 @@ class _FusedLIF(torch.autograd.Function):
                         else:
                             vprev[lo:].copy_(hp)
                     g_beta[j0:j1].add_((gh * vprev).sum(0))
-        g_x = GH.view(H_shape) if need_x else None
-        g_v0 = None
-        if need_v0:
-            g_v0 = (GH[0] * (b_s if b_f is None else b_f)).view(step_shape)
-            if g_v0.shape != v0.shape:
-                g_v0 = g_v0.sum_to_size(v0.shape)
-        gb = _reduce_flat(g_beta, beta, step_shape) if g_beta is not None else None
-        gt = _reduce_flat(g_th, threshold, step_shape) if g_th is not None else None
-        return g_x, g_v0, gb, gt, None
+        return _fused_grads(GH, g_beta, g_th, v0, beta, threshold, ctx.needs_input_grad, b_s, b_f,
+                            step_shape, H_shape)
+
+
+def _fused_grads(
+    GH: torch.Tensor,
+    g_beta: torch.Tensor | None,
+    g_th: torch.Tensor | None,
+    v0: torch.Tensor,
+    beta: torch.Tensor,
+    threshold: torch.Tensor,
+    needs: tuple[bool, ...],
+    b_s: float | None,
+    b_f: torch.Tensor | None,
+    step_shape: torch.Size,
+    x_shape: torch.Size,
+) -> tuple[torch.Tensor | None, ...]:
+    """The gradients :class:`_FusedLIF` returns, from dL/dh ``GH [T, M]`` and the per-column
+    parameter sums: dL/dx = GH, dL/dv0 = beta GH[0], the sums reduced to the parameter shapes."""
+    g_x = GH.view(x_shape) if needs[0] else None
+    g_v0 = None
+    if needs[1]:
+        g_v0 = (GH[0] * (b_s if b_f is None else b_f)).view(step_shape)
+        if g_v0.shape != v0.shape:
+            g_v0 = g_v0.sum_to_size(v0.shape)
+    gb = _reduce_flat(g_beta, beta, step_shape) if g_beta is not None else None
+    gt = _reduce_flat(g_th, threshold, step_shape) if g_th is not None else None
+    return g_x, g_v0, gb, gt, None
 
 
 def lif_multistep(
@@ -454,14 +524,19 @@ def lif_multistep(
     state: LIFState | None,
     params: LIFParams = _DEFAULT,
     return_membrane: bool = False,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, LIFState] | tuple[torch.Tensor, LIFState, torch.Tensor]:
     """Fused multi-step LIF/IF over time-first ``x [T, B, ...]`` (same numbers and surrogate
     gradients as :func:`lif_multistep_reference`, several times faster and lighter).
 
     Returns ``(spikes, final_state)`` and, with ``return_membrane``, the pre-reset membrane
-    ``h [T, B, ...]`` (no gradient).
+    ``h [T, B, ...]`` (no gradient). ``backend="auto"`` runs the time loops of CUDA tensors
+    (float32 and below) in Triton kernels when Triton is installed (:mod:`._lif_triton`);
+    ``"torch"`` keeps the op-by-op loops everywhere.
     """
     _check_params(params)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x: expected a time-first tensor [T, B, ...] with T >= 1, got {tuple(x.shape)}")
     beta = _as_tensor(params.beta, x)
@@ -475,6 +550,7 @@ def lif_multistep(
         params.surrogate,
         params.mpr,
         params.detach_reset,
+        backend,
     )
     S, v_final, H = _FusedLIF.apply(x, v0, beta, threshold, cfg)
     if return_membrane:
