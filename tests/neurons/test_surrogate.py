@@ -99,3 +99,30 @@ def test_bad_names_and_values() -> None:
         sg.ATan(alpha=0)
     with pytest.raises(ValueError, match="width"):
         sg.Triangle(width=-1)
+
+
+class _ScaledATan(sg.ATan):
+    """A user surrogate overriding ``grad`` only: the parent's in-place fast form must not leak."""
+
+    def grad(self, x):
+        return 3.0 * super().grad(x)
+
+
+def test_subclass_overriding_grad_gets_its_own_inplace_form():
+    x = torch.linspace(-2, 2, 101)
+    s = _ScaledATan()
+    assert torch.allclose(s.grad_(x.clone()), 3.0 * sg.ATan().grad(x))
+
+
+def test_fused_lif_uses_a_subclass_surrogate():
+    from neuroplast.neurons.spiking import LIFParams, lif_multistep, lif_multistep_reference
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 4, 6)
+    grads = []
+    for run in (lif_multistep, lif_multistep_reference):
+        xi = x.clone().requires_grad_()
+        s, _ = run(xi, None, LIFParams(beta=0.8, surrogate=_ScaledATan()))
+        (s * torch.arange(6.0)).sum().backward()
+        grads.append(xi.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

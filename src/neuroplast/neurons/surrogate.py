@@ -76,7 +76,16 @@ class Surrogate:
         raise NotImplementedError
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
-        """In-place ``x <- g(x)`` (no temporaries; used by the fused kernels). Returns ``x``."""
+        """In-place ``x <- g(x)`` (used by the fused kernels). Returns ``x``.
+
+        A built-in surrogate computes it without temporaries (``_grad_inplace``), but only for
+        its own ``grad``: a user subclass that overrides ``grad`` alone gets ``copy_(grad(x))``,
+        never its parent's fast form of a different function."""
+        cls = type(self)
+        fast = next((k for k in cls.__mro__ if "_grad_inplace" in vars(k)), None)
+        exact = next(k for k in cls.__mro__ if "grad" in vars(k))
+        if fast is not None and issubclass(fast, exact):
+            return self._grad_inplace(x)
         return x.copy_(self.grad(x))
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -115,7 +124,7 @@ class ATan(Surrogate):
         a = self.alpha
         return (a / 2) / (1 + (math.pi / 2 * a * x) ** 2)
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def _grad_inplace(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
         return x.mul_(math.pi / 2 * a).square_().add_(1.0).reciprocal_().mul_(a / 2)
 
@@ -136,7 +145,7 @@ class Sigmoid(Surrogate):
         s = torch.sigmoid(self.alpha * x)
         return self.alpha * s * (1 - s)
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def _grad_inplace(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mul_(self.alpha).sigmoid_()
         return torch.addcmul(s, s, s, value=-1.0, out=s).mul_(self.alpha)
 
@@ -156,7 +165,7 @@ class FastSigmoid(Surrogate):
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         return 1.0 / (1 + self.slope * x.abs()) ** 2
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def _grad_inplace(self, x: torch.Tensor) -> torch.Tensor:
         return x.abs_().mul_(self.slope).add_(1.0).square_().reciprocal_()
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,7 +184,7 @@ class Triangle(Surrogate):
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(1 - x.abs() / self.width, min=0) / self.width
 
-    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+    def _grad_inplace(self, x: torch.Tensor) -> torch.Tensor:
         w = self.width
         return x.abs_().mul_(-1.0 / w).add_(1.0).clamp_(min=0.0).div_(w)
 
