@@ -85,6 +85,16 @@ def make_neuroplast(n: int) -> tuple[nn.Module, Callable[[nn.Module, torch.Tenso
     return model, lambda m, x: m(x)
 
 
+def make_neuroplast_ops(n: int) -> tuple[nn.Module, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
+    """The same layer through the op-by-op fused path (``backend="torch"``): on CUDA, what the
+    Triton kernels replace."""
+    from neuroplast.neurons.spiking import LIFParams, lif_multistep
+
+    params = LIFParams(beta=BETA, threshold=1.0, reset="subtract")
+    model = nn.Linear(n, n)
+    return model, lambda m, x: lif_multistep(m(x), None, params, backend="torch")[0]
+
+
 def make_snntorch(n: int) -> tuple[nn.Module, Callable[[nn.Module, torch.Tensor], torch.Tensor]]:
     import snntorch
 
@@ -155,11 +165,15 @@ CONTESTANTS: dict[str, Callable[[int], Any]] = {
     "spikingjelly": make_spikingjelly,
     "norse": make_norse,
 }
+# CUDA only (``--device cuda`` adds it): our op-by-op path, for the gain of the Triton kernels.
+# (SpikingJelly 2 picks its own CUDA/Triton kernels by device.)
+CUDA_CONTESTANTS: dict[str, Callable[[int], Any]] = {"neuroplast-ops": make_neuroplast_ops}
 
 
 def _version(lib: str) -> str:
-    mod = {"neuroplast": "neuroplast", "snntorch": "snntorch", "snntorch-seq": "snntorch",
-           "spikingjelly": "spikingjelly", "norse": "norse"}[lib]
+    mod = {"neuroplast": "neuroplast", "neuroplast-ops": "neuroplast", "snntorch": "snntorch",
+           "snntorch-seq": "snntorch", "spikingjelly": "spikingjelly",
+           "norse": "norse"}[lib]
     try:
         m = __import__(mod)
         v = getattr(m, "__version__", None)
@@ -251,13 +265,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--device", default="cpu", help="cpu (the race) or cuda (for information)")
     args = ap.parse_args(argv)
+    if args.device == "cuda":
+        CONTESTANTS.update(CUDA_CONTESTANTS)
+        if args.libs == ap.get_default("libs"):
+            args.libs = ",".join(CONTESTANTS)
     if args.quick:
         args.sizes, args.repeats = "100x1024", 2
     _malloc_setup()
     libs = []
     for lib in args.libs.split(","):
         try:
-            CONTESTANTS[lib](8)
+            model, fwd = CONTESTANTS[lib](8)
+            if args.device == "cuda":  # a kernel that cannot build is found here, not mid-race
+                fwd(model.to(args.device), torch.randn(2, BATCH, 8, device=args.device)).sum().backward()
             libs.append(lib)
         except Exception as e:  # a missing peer is reported, not fatal
             print(f"skipping {lib}: {type(e).__name__}: {e}", file=sys.stderr)
