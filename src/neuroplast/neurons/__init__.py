@@ -1,4 +1,4 @@
-"""Model neurons: spiking, astrocyte-modulated, dendritic, superconducting and map neurons.
+"""Model neurons: spiking, astrocyte-modulated, dendritic, gated, superconducting and map neurons.
 
 Each model is a pure step function with a NamedTuple state plus a thin module; names are imported
 lazily from their modules (``neuroplast.neurons.LIF`` loads only ``neurons.spiking``).
@@ -15,6 +15,8 @@ _EXPORTS = {
                     "neuroplast.neurons.astro"),
     **dict.fromkeys(["DendriticLayer", "KWinners", "false_match_probability", "monte_carlo_false_match",
                      "union_false_match_probability"], "neuroplast.neurons.dendritic"),
+    **dict.fromkeys(["NeuronGate", "NeuronScale", "load_gate_file", "gate", "hard_gate"],
+                    "neuroplast.neurons.gating"),
     **dict.fromkeys(["SFQLayer", "SFQNetwork", "SFQParams", "sfq_neuron_step", "bernoulli_pass"],
                     "neuroplast.neurons.sfq"),
     **dict.fromkeys(["ChialvoNeuron", "RulkovNeuron", "ChialvoParams", "RulkovParams", "MapState",
