@@ -1,4 +1,4 @@
-"""Model neurons: spiking, astrocyte-modulated, dendritic, gated, superconducting and map neurons.
+"""Model neurons: spiking, astrocyte-modulated, dendritic, perforated, gated, superconducting and map neurons.
 
 Each model is a pure step function with a NamedTuple state plus a thin module; names are imported
 lazily from their modules (``neuroplast.neurons.LIF`` loads only ``neurons.spiking``).
@@ -17,6 +17,7 @@ _EXPORTS = {
                      "union_false_match_probability"], "neuroplast.neurons.dendritic"),
     **dict.fromkeys(["NeuronGate", "NeuronScale", "load_gate_file", "gate", "hard_gate"],
                     "neuroplast.neurons.gating"),
+    **dict.fromkeys(["PerforatedBackprop", "cascade_correlation"], "neuroplast.neurons.perforated"),
     **dict.fromkeys(["SFQLayer", "SFQNetwork", "SFQParams", "sfq_neuron_step", "bernoulli_pass"],
                     "neuroplast.neurons.sfq"),
     **dict.fromkeys(["ChialvoNeuron", "RulkovNeuron", "ChialvoParams", "RulkovParams", "MapState",
