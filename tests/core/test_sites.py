@@ -68,6 +68,17 @@ def test_explicit_axis_overrides_and_unknown_modules_default_to_last():
     assert find_sites(model, "1")[0].axis == -1
 
 
+def test_a_module_declaring_neuron_axis_is_taken_at_its_word():
+    class Heads(nn.Identity):  # output (B, T, heads, d): the neurons are the heads
+        neuron_axis = 2
+
+    model = nn.Sequential(nn.Linear(4, 4), Heads(), nn.ReLU(), nn.Linear(4, 4))
+    assert [s.axis for s in find_sites(model, ["0", "1", "2", "3"])] == [-1, 2, 2, -1]
+    assert find_sites(model, "1", axis=-1)[0].axis == -1  # explicit axis still wins
+    Heads.neuron_axis = True  # not an int axis: ignored, Identity inherits
+    assert find_sites(model, "1")[0].axis == -1
+
+
 def test_no_match_lists_the_closest_names():
     with pytest.raises(ValueError, match="matches no module") as info:
         find_sites(Net(), "encodr.1")

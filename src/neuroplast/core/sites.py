@@ -13,7 +13,9 @@ the neuron axis of each module's output from its type:
   ReLU after a Linear is last-axis;
 - a container (Sequential, a block) takes the axis of its last leaf that has a known axis.
 
-An explicit ``axis=`` overrides all of this. ``units(tensor, axis)`` flattens any activation to
+A module may declare its own axis with an int attribute ``neuron_axis`` (a hook point whose
+neurons are attention heads, say); it takes precedence over the type. An explicit ``axis=``
+overrides all of this. ``units(tensor, axis)`` flattens any activation to
 ``(samples, neurons)``: batch, time and space all become samples.
 """
 
@@ -62,7 +64,11 @@ _ACTIVATION_MODULE = nn.modules.activation.__name__
 
 
 def _own_axis(module: nn.Module) -> int | None | str:
-    """Axis from the type alone; ``"inherit"`` for shape-preserving modules, None if unknown."""
+    """Axis the module declares (``neuron_axis``) or has by type; ``"inherit"`` for
+    shape-preserving modules, None if unknown."""
+    declared = getattr(module, "neuron_axis", None)
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        return declared
     if isinstance(module, _CHANNEL):
         return 1
     if isinstance(module, _LAST):
