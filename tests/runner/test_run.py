@@ -386,3 +386,34 @@ def test_timings_json_is_outside_the_summary_and_survives_a_resume(toy, tmp_path
 
     execute(spec(killed, False, []))  # a fresh run in the same directory starts its timings afresh
     assert json.loads((killed / "timings.json").read_text()) == full_t
+
+
+class _ThreadsStudy(_TimedStudy):
+    """Reports the intra-op thread count it runs with; fails when asked to."""
+
+    key = "threads"
+    threads = 1
+
+    def run(self, cfg, run):
+        if cfg.kill_at:
+            raise RuntimeError("study error")
+        return {"threads": torch.get_num_threads()}
+
+
+def test_runner_gives_a_study_its_threads_and_restores_them(toy, tmp_path):
+    from neuroplast.runner.run import RunSpec, config_to_json, execute, make_config
+
+    register(_ThreadsStudy)
+    study = _ThreadsStudy()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for sets, status in (([], "done"), (["kill_at=1"], "failed")):
+            spec = RunSpec("threads", __name__, config_to_json(make_config(study, sets=sets)), 0,
+                           str(tmp_path / status), False)
+            result = execute(spec)
+            assert result.status == status
+            assert torch.get_num_threads() == 2  # restored after success and after an error
+        assert json.loads((tmp_path / "done" / "summary.json").read_text()) == {"threads": 1}
+    finally:
+        torch.set_num_threads(before)

@@ -513,7 +513,10 @@ def execute(spec: RunSpec) -> RunResult:
         resumed=spec.resume,
         on_checkpoint=lambda step: save_meta(last_checkpoint_step=step),
     )
+    threads = torch.get_num_threads()
     try:
+        if study.threads is not None:
+            torch.set_num_threads(study.threads)
         raw = study.run(cfg, run)
         if not isinstance(raw, dict):
             raise TypeError(
@@ -534,6 +537,8 @@ def execute(spec: RunSpec) -> RunResult:
         run.close()
         save_meta()
         raise
+    finally:
+        torch.set_num_threads(threads)
     run.close()
     claims = [c.evaluate(summary) for c in study.claims]
     claims_json = [

@@ -108,7 +108,9 @@ class Study:
     ``"2302.12902"``), ``family`` (catalog section), ``Config`` (a dataclass; ``Config()`` is the
     full setting and the classmethod ``Config.quick()`` the small one) and ``claims``.
     ``validate(cfg)`` may raise ValueError for a config that cannot run (the runner calls it before
-    it creates any directory).
+    it creates any directory). ``threads``: torch intra-op threads the runner gives ``run`` (1 for
+    studies of small tensors, where more threads only add synchronisation and the numbers should
+    not depend on the machine; None leaves the process setting).
     """
 
     key: ClassVar[str]
@@ -117,6 +119,7 @@ class Study:
     family: ClassVar[str] = ""
     Config: ClassVar[type]
     claims: ClassVar[tuple[Claim, ...]] = ()
+    threads: ClassVar[int | None] = None
 
     def run(self, cfg: Any, run: Any) -> dict:
         """Run the experiment described by ``cfg`` inside the run directory ``run``; return the summary."""

@@ -129,6 +129,7 @@ class ActiveDendrites(Study):
     arxiv = "1601.00720"
     family = "B"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "mc-matches-formula",
@@ -184,14 +185,6 @@ class ActiveDendrites(Study):
             raise ValueError(f"lr: expected > 0, got {cfg.lr}")
 
     # ------------------------------------------------------------------------------------------------
-    def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors; also keeps numbers independent of the thread count
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
     def _curves(self) -> list[tuple[int, int, int, list[int]]]:
         curves = [(n, a, s, list(range(1, s + 1))) for n, a, s in SWEEP_CURVES]
         for a in SCALING_A:
@@ -200,7 +193,7 @@ class ActiveDendrites(Study):
                     curves.append((n, a, SCALING_S, [SCALING_THETA]))
         return curves
 
-    def _run(self, cfg: Config, run: Any) -> dict:
+    def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         gen = run.generator
         state: dict[str, Any] = {"curves_done": 0, "mc": [], "tasks_done": 0}

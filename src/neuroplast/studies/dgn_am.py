@@ -82,6 +82,7 @@ class DGNAM(Study):
     arxiv = "1605.09304"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "dgn-recognised-more-than-pixel",
@@ -116,14 +117,6 @@ class DGNAM(Study):
                 raise ValueError(f"{name}: expected a float >= 0, got {getattr(cfg, name)}")
 
     def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         gen = run.generator
         ds = load_data(cfg, run.seed)

@@ -118,6 +118,7 @@ class DopamineModes(Study):
     arxiv = "2602.11726"
     family = "B"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "gate-beats-frozen",
@@ -168,14 +169,6 @@ class DopamineModes(Study):
 
     # ------------------------------------------------------------------------------------------------
     def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors; also keeps numbers independent of the thread count
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         seed = run.seed
         ds = mnist(seed=seed)

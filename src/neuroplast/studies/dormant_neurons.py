@@ -89,6 +89,7 @@ class DormantNeurons(Study):
     arxiv = "2310.19668"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "plain-dormancy-rises",
@@ -152,16 +153,6 @@ class DormantNeurons(Study):
 
     # ------------------------------------------------------------------------------------------
     def run(self, cfg: Config, run: Any) -> dict:
-        # A ~60k-parameter MLP on batches of 64: intra-op threads only add synchronisation (10x slower
-        # on a busy machine), and one thread keeps the numbers independent of the runner's setting.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         ds = digits(seed=run.seed) if cfg.dataset == "digits" else mnist(seed=run.seed)
         x_train, y_train = ds.x_train.flatten(1), ds.y_train  # (n, features)

@@ -196,6 +196,7 @@ class DynamicConnectome(Study):
     arxiv = "2402.14102"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "communities-recovered",
@@ -281,14 +282,6 @@ class DynamicConnectome(Study):
 
     # ------------------------------------------------------------------------------------------------
     def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         restored = run.restore()
         state: dict[str, Any] = restored[1] if restored is not None else {}

@@ -277,6 +277,7 @@ class FeatureVisualizationSurvey(Study):
     arxiv = "1904.08939"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "pixel-am-above-real-and-noise",
@@ -308,14 +309,6 @@ class FeatureVisualizationSurvey(Study):
         validate_config(cfg)
 
     def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         gen = run.generator
         ds = load_data(cfg, run.seed)

@@ -157,6 +157,7 @@ class HomeostaticNetworks(Study):
     arxiv = "2205.08645"
     family = "B"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "beats-fixed-at-highest-shift",
@@ -231,14 +232,6 @@ class HomeostaticNetworks(Study):
                              f"batch), got {cfg.memory}")
 
     # ------------------------------------------------------------------------------------------------
-    def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors; also keeps numbers independent of the thread count
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
     def _cells(self, cfg: Config) -> list[tuple[int, str, float]]:
         """(k, learner, eta_0) for every learner at every shift rate, in run order."""
         cells = []
@@ -247,7 +240,7 @@ class HomeostaticNetworks(Study):
             cells += [(k, f"fixed_lr={lr:g}", float(lr)) for lr in cfg.tuned_lrs if lr != cfg.lr0]
         return cells
 
-    def _run(self, cfg: Config, run: Any) -> dict:
+    def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         ds = digits(seed=run.seed) if cfg.dataset == "digits" else mnist(seed=run.seed)
         x_tr, y_tr = ds.x_train.flatten(1), ds.y_train  # (N, D)

@@ -23,7 +23,7 @@ step: the first evaluation after step 0 with max layer-1 PM >= ``ih_threshold`` 
 Arms: ``baseline`` (no clamp). PTHs = layer-0 heads with final baseline PT >= ``pth_threshold``
 (the argmax head if none). Clamp arms, each with the core interventions on the per-head output site
 ``blocks.0.hook_result`` (head axis) and ``Schedule(start=0)`` (every step of training):
-``pth_zero`` (core ``Ablate``), ``pth_init`` (``ClampToSource``: each PTH outputs what it output at
+``pth_zero`` (core ``Ablate``), ``pth_init`` (core ``Patch``: each PTH outputs what it output at
 initialisation, input by input, from a frozen copy of the initial model), ``pth_mean`` (core ``Clamp``
 with value="mean": one number per head, its mean output at initialisation from a core ``Recorder``),
 ``l0_zero`` (``Ablate`` on every layer-0 head), ``unrelated_zero`` (``Ablate`` on the layer-0 head
@@ -76,10 +76,9 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from neuroplast.core import Ablate, Clamp, Recorder, Schedule
+from neuroplast.core import Ablate, Clamp, Patch, Recorder, Schedule
 from neuroplast.models import (
     AttentionOnlyTransformer,
-    ClampToSource,
     copying_score,
     icl_mask,
     prefix_matching_score,
@@ -128,6 +127,7 @@ class InductionHeadClamping(Study):
     arxiv = "2404.07129"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "phase-change-visible",
@@ -216,14 +216,6 @@ class InductionHeadClamping(Study):
             raise ValueError(f"arms: expected distinct names from {ARMS}, got {cfg.arms}")
 
     # ------------------------------------------------------------------------------------------------
-    def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
     def _model(self, cfg: Config, seed: int) -> AttentionOnlyTransformer:
         gen = torch.Generator().manual_seed(seed * 7919 + 11)
         return AttentionOnlyTransformer(
@@ -259,7 +251,7 @@ class InductionHeadClamping(Study):
         if arm == "pth_zero":
             return [Ablate(model, site0, chosen["pths"], schedule=sched)]
         if arm == "pth_init":
-            return [ClampToSource(model, site0, chosen["pths"], source=init, schedule=sched)]
+            return [Patch(model, site0, chosen["pths"], source=init, schedule=sched)]
         if arm == "pth_mean":
             init_site = init.head_sites("result", [0])[0]
             with Recorder(init, [init_site], stats=("count", "mean")) as rec, torch.no_grad():
@@ -275,7 +267,7 @@ class InductionHeadClamping(Study):
             return [Ablate(model, model.head_sites("result", [layer])[0], [head], schedule=sched)]
         raise ValueError(f"arm: unknown {arm!r}")
 
-    def _run(self, cfg: Config, run: Any) -> dict:
+    def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         seed = run.seed
         eval_tokens, eval_periods = repeated_sequences(

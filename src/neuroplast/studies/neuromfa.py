@@ -174,6 +174,7 @@ class NeuroMFAStudy(Study):
     arxiv = "2402.09099"
     family = "A"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "lattice-dimension",
@@ -251,14 +252,6 @@ class NeuroMFAStudy(Study):
 
     # ------------------------------------------------------------------------------------------------
     def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         t0 = time.perf_counter()
         q = np.linspace(cfg.q_min, cfg.q_max, cfg.q_points)

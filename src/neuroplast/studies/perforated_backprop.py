@@ -117,6 +117,7 @@ class PerforatedBackpropStudy(Study):
     arxiv = "2501.18018"
     family = "B"
     Config = Config
+    threads = 1
     claims = (
         Claim(
             "dendrites-beat-narrow",
@@ -179,14 +180,6 @@ class PerforatedBackpropStudy(Study):
             raise ValueError(f"min_delta: expected a finite number >= 0, got {cfg.min_delta!r}")
 
     # ------------------------------------------------------------------------------------------------
-    def run(self, cfg: Config, run: Any) -> dict:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors; also keeps numbers independent of the thread count
-        try:
-            return self._run(cfg, run)
-        finally:
-            torch.set_num_threads(threads)
-
     @staticmethod
     def _data(cfg: Config, seed: int) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], str]:
         ds = None
@@ -208,7 +201,7 @@ class PerforatedBackpropStudy(Study):
         splits = {"train": (x[tr], y[tr]), "val": (x[val], y[val]), "test": (ds.x_test.flatten(1), ds.y_test)}
         return splits, ds.name
 
-    def _run(self, cfg: Config, run: Any) -> dict:
+    def run(self, cfg: Config, run: Any) -> dict:
         self.validate(cfg)
         splits, data_name = self._data(cfg, run.seed)
         x_tr, y_tr = splits["train"]
