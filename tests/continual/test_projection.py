@@ -257,6 +257,21 @@ def test_hlop_modes_agree_and_state_round_trips():
     assert fresh.tasks_seen_ == 2
 
 
+def test_hlop_orth_error_diagnostic_measures_the_frozen_rows():
+    # oracle: ||H H^T - I||_F / sqrt(k); 0 for fresh orthonormal rows, 1.25 / sqrt(k) when one
+    # of k orthonormal rows is scaled by 1.5 (its Gram diagonal entry becomes 2.25)
+    model = _mlp(20, False)
+    strat = HLOP(model, [[5, 3, 3]], lr=0.02, generator=torch.Generator().manual_seed(0))
+    task = _low_rank_task(0, 30, 20, 4, seed=0)
+    strat.before_task(task)
+    assert strat.diagnostics()["orth_error"] == {"0": 0.0, "2": 0.0, "4": 0.0}  # nothing frozen yet
+    strat.after_task(task)
+    orth = strat.diagnostics()["orth_error"]
+    assert all(v < 1e-6 for v in orth.values())
+    strat.subspace("0").weight[2] *= 1.5
+    assert strat.diagnostics()["orth_error"]["0"] == pytest.approx(1.25 / 5**0.5, rel=1e-5)
+
+
 def test_hlop_schedule_matches_the_reference_recipe():
     sched = hlop_schedule([80, 200, 100], [70, 70, 70], 10, decrement=20, every=3)
     assert sched[0] == [80, 200, 100]

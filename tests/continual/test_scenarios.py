@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuroplast.continual.scenarios import Scenario, Task, permuted, rotated, split
+from neuroplast.continual.scenarios import MNIST_MEAN_STD, Scenario, Task, permuted, rotated, split
 from neuroplast.data import digits
 
 
@@ -28,6 +28,23 @@ def test_permuted_tasks_are_fixed_permutations_of_the_same_images(pm):
         torch.testing.assert_close(x.sort(1).values, raw.sort(1).values, rtol=0, atol=0)
     perms = [t.transform.perm for t in pm]
     assert not torch.equal(perms[0], perms[1]) and not torch.equal(perms[1], perms[2])
+
+
+def test_normalize_standardizes_the_pixels_of_every_task(pm):
+    # oracle: (x - mean) / std of the raw task inputs (pixel standardization commutes with permuting)
+    mean, std = MNIST_MEAN_STD
+    pn = permuted(3, source="digits", seed=0, normalize=MNIST_MEAN_STD)
+    idx = torch.arange(7)
+    for raw, task in zip(pm, pn, strict=True):
+        for part in ("train", "test"):
+            torch.testing.assert_close(task.inputs(part, idx), (raw.inputs(part, idx) - mean) / std)
+        assert torch.equal(task.y_train, raw.y_train)
+    assert pn.describe()["normalize"] == [mean, std] and pm.describe()["normalize"] is None
+    sn, sr = split(5, source="digits", seed=0, normalize=(0.5, 2.0)), split(5, source="digits", seed=0)
+    torch.testing.assert_close(sn[1].inputs("test"), (sr[1].inputs("test") - 0.5) / 2.0)
+    for bad in ((0.1, 0.0), (0.1,), "ab", (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match="normalize"):
+            permuted(2, source="digits", normalize=bad)
 
 
 def test_deterministic_from_seed():

@@ -52,6 +52,9 @@ def test_smoke_summary_table_and_claims(tmp_path):
     # every claim measurable (finite: holds or not at this budget), the R heatmap drawn
     s = check_study_smoke(KEY, TINY, tmp_path, quick=True, figures=("pmnist_R_hlop",), finite_claims=True)
     assert s["setting"]["source"] == "digits"
+    # pixels in [0, 1] by default (normalize=true standardizes them as the GPM / HLOP loaders do)
+    assert s["setting"]["pmnist"]["normalize"] is None and s["setting"]["split"]["normalize"] is None
+    assert set(s["pmnist"]["hlop"]["diagnostics"][-1]["orth_error"]) == {"1", "3", "5"}
     assert set(s["pmnist"]) == {"finetune", "joint", "ewc", "gpm", "hlop"}
     assert set(s["spiking_split"]) == {"finetune", "hlop"}
     hv = s["pmnist"]["hlop"]["hebbian_vs_svd"]
@@ -74,7 +77,15 @@ def test_smoke_summary_table_and_claims(tmp_path):
 
 
 def test_bad_config_is_rejected(tmp_path):
-    check_study_rejects(KEY, [([*TINY, "hlop_first=1,2"], "hlop_first")], tmp_path)
+    check_study_rejects(
+        KEY,
+        [
+            ([*TINY, "hlop_first=1,2"], "hlop_first"),
+            ([*TINY, "hlop_lr=0.01,0.01"], "hlop_lr"),
+            ([*TINY, "hlop_lr=0.001,0.01,0"], "hlop_lr"),
+        ],
+        tmp_path,
+    )
 
 
 def test_killed_run_resumes_to_the_same_summary(tmp_path):

@@ -9,7 +9,9 @@ from neuroplast._lazy import lazy_exports
 
 _P = "neuroplast.continual."
 _EXPORTS = {
-    **dict.fromkeys(["Task", "JointTask", "Scenario", "permuted", "rotated", "split"], _P + "scenarios"),
+    **dict.fromkeys(
+        ["Task", "JointTask", "Scenario", "permuted", "rotated", "split", "MNIST_MEAN_STD"], _P + "scenarios"
+    ),
     **dict.fromkeys(["Batch", "Strategy", "FineTune", "Compose", "ProjectedInputGrad"], _P + "strategy"),
     **dict.fromkeys(["train_task", "evaluate_task", "evaluate_tasks", "run_continual", "ContinualResult",
                      "Experiment", "results_table"], _P + "train"),

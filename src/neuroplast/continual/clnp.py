@@ -105,7 +105,7 @@ class CLNP(Strategy):
         self._handles = [
             modules[n].register_forward_hook(self._make_hook(i)) for i, n in enumerate(self.act_names)
         ]
-        self._rows = [torch.zeros(0, dtype=torch.int64) for _ in self.layers]
+        self._update_rows()
 
     @staticmethod
     def _params(m: nn.Linear) -> dict[str, Tensor]:
@@ -158,12 +158,12 @@ class CLNP(Strategy):
         return self.l1 * total
 
     def transform_gradients(self, batch: Batch) -> None:
-        for m, rows in zip(self.layers, self._rows, strict=True):
+        for m, (rows, _, _) in zip(self.layers, self._frozen, strict=True):
             if rows.numel():
                 if m.weight.grad is not None:
-                    m.weight.grad[rows] = 0
+                    m.weight.grad.index_fill_(0, rows, 0.0)
                 if m.bias is not None and m.bias.grad is not None:
-                    m.bias.grad[rows] = 0
+                    m.bias.grad.index_fill_(0, rows, 0.0)
 
     @torch.no_grad()
     def after_step(self, batch: Batch) -> None:
@@ -171,14 +171,20 @@ class CLNP(Strategy):
 
     def _restore(self) -> None:
         """Put back the frozen rows (owned neurons) exactly, whatever the optimizer did."""
-        for m, snap, rows in zip(self.layers, self.snapshot_, self._rows, strict=True):
+        for m, (rows, w, b) in zip(self.layers, self._frozen, strict=True):
             if rows.numel():
-                m.weight[rows] = snap["weight"][rows]
-                if m.bias is not None:
-                    m.bias[rows] = snap["bias"][rows]
+                m.weight.index_copy_(0, rows, w)
+                if b is not None:
+                    m.bias.index_copy_(0, rows, b)
 
     def _update_rows(self) -> None:
-        self._rows = [torch.nonzero(o >= 0).reshape(-1) for o in self.owner_]
+        """Per layer: the owned (frozen) rows and their snapshot values, gathered once per task
+        (the per-step restore is then one ``index_copy_`` per tensor)."""
+        self._frozen = []
+        for o, m, snap in zip(self.owner_, self.layers, self.snapshot_, strict=True):
+            rows = torch.nonzero(o >= 0).reshape(-1).to(m.weight.device)
+            b = snap["bias"][rows].clone() if m.bias is not None else None
+            self._frozen.append((rows, snap["weight"][rows].clone(), b))
 
     # -- pruning ---------------------------------------------------------------------------------
     @torch.no_grad()

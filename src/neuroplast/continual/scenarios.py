@@ -41,9 +41,13 @@ __all__ = [
     "rotated",
     "split",
     "SOURCES",
+    "MNIST_MEAN_STD",
 ]
 
 SOURCES = ("auto", "mnist-full", "mnist-5000", "digits")
+# pixel mean and std of the MNIST training set, as standardized by the GPM (arXiv:2103.09762) and
+# HLOP (arXiv:2402.11984) permuted-MNIST data loaders
+MNIST_MEAN_STD = (0.1307, 0.3081)
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,6 +203,7 @@ class Scenario:
     multi_head: bool
     kind: str
     source: str
+    normalize: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -272,6 +277,7 @@ class Scenario:
             "input_shape": list(self.input_shape),
             "n_train_per_task": [t.n_train for t in self.tasks],
             "n_test_per_task": [t.n_test for t in self.tasks],
+            "normalize": None if self.normalize is None else list(self.normalize),
         }
 
 
@@ -329,6 +335,26 @@ def _take(x: Tensor, idx: Tensor | None) -> Tensor:
     return x if idx is None else x[idx]
 
 
+def _check_normalize(normalize: Any) -> tuple[float, float] | None:
+    if normalize is None:
+        return None
+    try:
+        mean, std = (float(v) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize: expected None or a (mean, std) pair, got {normalize!r}") from None
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        raise ValueError(f"normalize: expected a finite mean and a std > 0, got {normalize!r}")
+    return mean, std
+
+
+def _normalized(ds: Any, normalize: tuple[float, float] | None) -> tuple[Tensor, Tensor]:
+    """The source's (train, test) images, standardized ``(x - mean) / std`` once (shared by all tasks)."""
+    if normalize is None:
+        return ds.x_train, ds.x_test
+    mean, std = normalize
+    return (ds.x_train - mean) / std, (ds.x_test - mean) / std
+
+
 def _transformed_tasks(
     kind: str,
     transforms: Sequence[Callable | None],
@@ -339,8 +365,10 @@ def _transformed_tasks(
     train_per_task: int | None,
     test_per_task: int | None,
     name: str,
+    normalize: tuple[float, float] | None = None,
 ) -> Scenario:
     ds, src = load_source(source, seed)
+    x_train, x_test = _normalized(ds, normalize)
     k = ds.num_classes
     g = torch.Generator().manual_seed(seed)
     tasks = []
@@ -352,16 +380,18 @@ def _transformed_tasks(
             Task(
                 i,
                 nm,
-                _take(ds.x_train, tr),
+                _take(x_train, tr),
                 _take(ds.y_train, tr) + off,
-                _take(ds.x_test, te),
+                _take(x_test, te),
                 _take(ds.y_test, te) + off,
                 torch.arange(off, off + k),
                 tf,
             )
         )
     n_out = k * len(tasks) if multi_head else k
-    return Scenario(name, tuple(tasks), n_out, multi_head, "task-incremental" if multi_head else kind, src)
+    return Scenario(
+        name, tuple(tasks), n_out, multi_head, "task-incremental" if multi_head else kind, src, normalize
+    )
 
 
 def permuted(
@@ -372,16 +402,20 @@ def permuted(
     train_per_task: int | None = None,
     test_per_task: int | None = None,
     identity_first: bool = False,
+    normalize: tuple[float, float] | None = None,
 ) -> Scenario:
     """``n_tasks`` tasks, each a fixed random pixel permutation of the images (Permuted MNIST).
 
     Permutation i comes from ``neuroplast.data.permute`` with a seed drawn from ``seed``;
     ``identity_first`` leaves task 0 unpermuted. ``train_per_task`` / ``test_per_task``
     subsample each task (independently per task; None: all images). One shared 10-way head
-    unless ``multi_head`` (then task i uses outputs ``10 i .. 10 i + 9``).
+    unless ``multi_head`` (then task i uses outputs ``10 i .. 10 i + 9``). ``normalize=(mean,
+    std)`` standardizes every pixel, ``(x - mean) / std`` (``MNIST_MEAN_STD`` is what the GPM and
+    HLOP data loaders use); None keeps pixels in [0, 1].
     """
     from neuroplast.data import permute
 
+    normalize = _check_normalize(normalize)
     n_tasks = _check_count(n_tasks, "n_tasks")
     g = torch.Generator().manual_seed(seed + 7919)
     seeds = torch.randint(0, 2**31 - 1, (n_tasks,), generator=g).tolist()
@@ -397,6 +431,7 @@ def permuted(
         train_per_task,
         test_per_task,
         f"permuted-{n_tasks}",
+        normalize,
     )
 
 
@@ -440,16 +475,20 @@ def split(
     class_order: Sequence[int] | None = None,
     train_per_task: int | None = None,
     test_per_task: int | None = None,
+    normalize: tuple[float, float] | None = None,
 ) -> Scenario:
     """Split the classes into ``n_tasks`` equal groups (in ``class_order``, default 0, 1, 2, ...).
 
     ``incremental="task"``: multi-head, each task's head is its own classes;
     ``"class"``: one head over all classes. Labels stay global (digit 7 is label 7).
+    ``normalize=(mean, std)``: standardized pixels, as in ``permuted``.
     """
+    normalize = _check_normalize(normalize)
     n_tasks = _check_count(n_tasks, "n_tasks")
     if incremental not in ("task", "class"):
         raise ValueError(f"incremental: expected 'task' or 'class', got {incremental!r}")
     ds, src = load_source(source, seed)
+    x_train, x_test = _normalized(ds, normalize)
     k = ds.num_classes
     order = list(range(k)) if class_order is None else [int(c) for c in class_order]
     if sorted(order) != list(range(k)):
@@ -470,7 +509,7 @@ def split(
             sub = _subsample(te.numel(), test_per_task, g, "test_per_task")
             te = te[sub]
         name = "split-" + "".join(str(c) for c in cls.tolist())
-        tasks.append(Task(i, name, ds.x_train[tr], ds.y_train[tr], ds.x_test[te], ds.y_test[te], cls))
+        tasks.append(Task(i, name, x_train[tr], ds.y_train[tr], x_test[te], ds.y_test[te], cls))
     multi = incremental == "task"
     return Scenario(
         f"split-{n_tasks}-{incremental}",
@@ -479,4 +518,5 @@ def split(
         multi,
         "task-incremental" if multi else "class-incremental",
         src,
+        normalize,
     )

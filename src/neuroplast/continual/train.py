@@ -468,12 +468,14 @@ def mnist_benchmarks(
     multi_head: bool = False,
     split_tasks: int = 5,
     split_source: Any = "mnist-5000",
+    normalize: tuple[float, float] | None = None,
 ) -> tuple[Scenario, Scenario]:
     """The two standard benchmarks of the continual studies: ``(permuted, split)``.
 
     ``permuted(n_tasks, source, seed, multi_head)`` with ``train_per_task`` / ``test_per_task``
     images per task (0: every image), and the task-incremental ``split(split_tasks,
-    split_source, seed)`` (one two-class head per task)."""
+    split_source, seed)`` (one two-class head per task); ``normalize=(mean, std)`` standardizes
+    the pixels of both (None: pixels in [0, 1])."""
     pm = permuted(
         n_tasks,
         source=source,
@@ -481,8 +483,9 @@ def mnist_benchmarks(
         multi_head=multi_head,
         train_per_task=train_per_task or None,
         test_per_task=test_per_task or None,
+        normalize=normalize,
     )
-    sp = split(split_tasks, source=split_source, seed=seed, incremental="task")
+    sp = split(split_tasks, source=split_source, seed=seed, incremental="task", normalize=normalize)
     return pm, sp
 
 

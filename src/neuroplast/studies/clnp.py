@@ -25,6 +25,11 @@ tasks the first task keeps most neurons active at these tolerances and later tas
 neurons left, which ``clnp_neurons`` shows. Wall-clock times (time per task of each arm, ratio to
 fine-tune) differ between runs: they go to the run's timings.json, not to the summary, and the
 whole summary is deterministic given the seed (also after a kill and resume).
+
+Cost: the quick setting is 72,000 SGD steps at batch 10 (six arms on two benchmarks) and takes
+about 2 minutes of CPU per seed on one core (cProfile, seed 0, idle machine: 125 s, of which
+training 85 % (backward 25 %), evaluation 5 %, CLNP's pruning search with its 289 accuracy checks
+under 1 %, loading full MNIST 2 %); wall times several times longer come from a shared machine.
 """
 
 from __future__ import annotations
