@@ -29,13 +29,10 @@ JSON), wall-clock and process CPU time. Target: ratio <= 1.15.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import statistics
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import _paired as bp
 import torch
 from torch import nn
 
@@ -43,20 +40,6 @@ from neuroplast.core import seed_everything
 from neuroplast.neurons.gating import NeuronGate, gate
 
 SHAPES = {"784x256": (784, 256), "256x256": (256, 256)}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _block(step: Callable[[], None], n: int, device: torch.device) -> tuple[float, float]:
-    _sync(device)
-    w0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        step()
-    _sync(device)
-    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
 
 
 def bench(shape: str, batch: int, blocks: int, steps: int, train_weights: bool,
@@ -75,6 +58,14 @@ def bench(shape: str, batch: int, blocks: int, steps: int, train_weights: bool,
     def textbook_hook(module: nn.Module, args: object, out: torch.Tensor) -> torch.Tensor:
         return params.gain * out * torch.sigmoid((out - params.threshold) / 0.1)
 
+    @contextmanager
+    def textbook() -> Iterator[None]:
+        handle = layer.register_forward_hook(textbook_hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     def step() -> None:
         x.grad = None
         params.threshold.grad = params.gain.grad = None
@@ -82,79 +73,47 @@ def bench(shape: str, batch: int, blocks: int, steps: int, train_weights: bool,
         layer(x).sum().backward()
 
     variants = ("gate", "gate_textbook")
-    times: dict[str, list[tuple[float, float]]] = {v: [] for v in ("plain", *variants)}
-
-    def run(variant: str) -> tuple[float, float]:
-        if variant == "plain":
-            return _block(step, steps, device)
-        if variant == "gate":
-            with g:
-                return _block(step, steps, device)
-        handle = layer.register_forward_hook(textbook_hook)
-        try:
-            return _block(step, steps, device)
-        finally:
-            handle.remove()
-
-    for _ in range(3):  # warm-up
-        for v in times:
-            run(v)
+    arms = {"plain": bp.Arm(step), "gate": bp.Arm(step, lambda: g), "gate_textbook": bp.Arm(step, textbook)}
+    bp.warm_up(arms, rounds=3, steps=steps, device=device)  # warm-up
     with g:  # the library gate and the textbook expression agree
         y_gate = layer(x)
-    handle = layer.register_forward_hook(textbook_hook)
-    y_ref = layer(x)
-    handle.remove()
+    with textbook():
+        y_ref = layer(x)
     torch.testing.assert_close(y_gate, y_ref)
     assert torch.allclose(y_gate, gate(layer(x), params.threshold, params.gain, 0.1))
-    for i in range(blocks):
-        order = ["plain", *variants] if i % 2 == 0 else [*variants[::-1], "plain"]
-        for v in order:
-            times[v].append(run(v))
-    q = statistics.quantiles
+    # order: plain, gate, gate_textbook on even blocks, reversed on odd ones
+    times = bp.interleave(arms, blocks, steps, scheme="reverse", device=device)
+    pairs = {v: bp.Paired.of(times["plain"], times[v]) for v in variants}
     row: dict[str, object] = {"layer": shape, "batch": batch, "train_weights": train_weights,
-                              "device": str(device),
-                              "plain_wall_ms": 1e3 * statistics.median(w for w, _ in times["plain"]),
-                              "plain_cpu_ms": 1e3 * statistics.median(c for _, c in times["plain"])}
-    for v in variants:
-        pw = sorted(a[0] / b[0] for a, b in zip(times[v], times["plain"], strict=True))
-        pc = sorted(a[1] / b[1] for a, b in zip(times[v], times["plain"], strict=True))
-        row[f"{v}_wall_ms"] = 1e3 * statistics.median(w for w, _ in times[v])
-        row[f"{v}_ratio_wall"] = statistics.median(pw)
-        row[f"{v}_ratio_wall_iqr"] = [q(pw)[0], q(pw)[2]]
-        row[f"{v}_ratio_cpu"] = statistics.median(pc)
-        row[f"{v}_ratio_cpu_iqr"] = [q(pc)[0], q(pc)[2]]
+                              "device": str(device), "plain_wall_ms": pairs["gate"].base_wall_ms,
+                              "plain_cpu_ms": pairs["gate"].base_cpu_ms}
+    for v, r in pairs.items():
+        row.update({f"{v}_wall_ms": r.wall_ms, f"{v}_ratio_wall": r.ratio_wall,
+                    f"{v}_ratio_wall_iqr": r.ratio_wall_iqr, f"{v}_ratio_cpu": r.ratio_cpu,
+                    f"{v}_ratio_cpu_iqr": r.ratio_cpu_iqr})
     return row
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--train-weights", action="store_true", help="also back-propagate into the weights")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--out", default=None, help="write the results as JSON to this path")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = bp.parser(__doc__)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--train-weights", action="store_true", help="also back-propagate into the weights")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    args = bp.parse(p)
     blocks, steps = (4, 5) if args.quick else (40, 10)
     device = torch.device(args.device)
     rows = [bench(s, args.batch, blocks, steps, args.train_weights, device) for s in SHAPES]
-    print(f"torch {torch.__version__}, {device}, threads {torch.get_num_threads()}, {blocks} blocks x "
-          f"{steps} steps, weights {'trained' if args.train_weights else 'frozen'}, target ratio <= 1.15")
+    weights = "trained" if args.train_weights else "frozen"
+    title = bp.banner(blocks, steps, device=str(device), extra=f", weights {weights}, target ratio <= 1.15")
     header = (f"{'layer':8} {'plain ms':>9} {'gate ms':>8} {'ratio':>6} {'cpu':>6} | "
               f"{'textbook ms':>11} {'ratio':>6} {'cpu':>6}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['layer']:8} {r['plain_wall_ms']:9.3f} {r['gate_wall_ms']:8.3f} "
-              f"{r['gate_ratio_wall']:6.3f} {r['gate_ratio_cpu']:6.3f} | {r['gate_textbook_wall_ms']:11.3f} "
-              f"{r['gate_textbook_ratio_wall']:6.3f} {r['gate_textbook_ratio_cpu']:6.3f}")
-    if args.out:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-                "processor": platform.processor(), "blocks": blocks, "steps_per_block": steps}
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    bp.print_table(title, header, [
+        f"{r['layer']:8} {r['plain_wall_ms']:9.3f} {r['gate_wall_ms']:8.3f} "
+        f"{r['gate_ratio_wall']:6.3f} {r['gate_ratio_cpu']:6.3f} | {r['gate_textbook_wall_ms']:11.3f} "
+        f"{r['gate_textbook_ratio_wall']:6.3f} {r['gate_textbook_ratio_cpu']:6.3f}"
+        for r in rows
+    ])
+    bp.write_json(args.out, bp.meta(blocks, steps), rows)
 
 
 if __name__ == "__main__":

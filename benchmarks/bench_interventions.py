@@ -30,15 +30,10 @@ Target: ratio <= 1.15 for recording and clamping.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
-from contextlib import ExitStack
 
+import _paired as bp
 import torch
 from torch.nn import functional as F
 
@@ -47,13 +42,6 @@ from neuroplast.models import AttentionOnlyTransformer, ClampToSource, repeated_
 
 VOCAB, SEQ, BATCH = 64, 32, 32
 TARGET = 1.15
-
-
-def _block(step: Callable[[], None], n: int) -> tuple[float, float]:
-    w0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
 
 
 def bench(blocks: int, steps_per_block: int, fused: bool = False) -> list[dict]:
@@ -87,77 +75,48 @@ def bench(blocks: int, steps_per_block: int, fused: bool = False) -> list[dict]:
     if fused:
         variants["recorder_fused"] = lambda: [Recorder(model, result_sites, fused=True)]
     objs = {k: make() for k, make in variants.items()}
-    for _ in range(3):  # warm up every path
-        step()
-        for k in objs:
-            with ExitStack() as stack:
-                for o in objs[k]:
-                    stack.enter_context(o)
-                step()
+    arms = {"plain": bp.Arm(step)} | {
+        k: bp.Arm(step, lambda k=k: bp.entered(objs[k])) for k in variants
+    }
+    bp.warm_up(arms, rounds=3)  # warm up every path
     # every block starts from the same weights and optimizer state, so all variants do the same
     # numerical work apart from the intervention (no drift from training across blocks)
     snap_model = copy.deepcopy(model.state_dict())
     snap_opt = copy.deepcopy(opt.state_dict())
-    names = ["plain", *variants]
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
-    for i in range(blocks):
-        order = names[i % len(names):] + names[: i % len(names)]  # rotate who goes first
-        for k in order:
-            model.load_state_dict(snap_model)
-            opt.load_state_dict(snap_opt)
-            with ExitStack() as stack:
-                for o in objs.get(k, []):
-                    stack.enter_context(o)
-                times[k].append(_block(step, steps_per_block))
-    rows = []
-    q = statistics.quantiles
-    base = times["plain"]
-    for k in variants:
-        pw = sorted(t[0] / b[0] for t, b in zip(times[k], base, strict=True))
-        pc = sorted(t[1] / b[1] for t, b in zip(times[k], base, strict=True))
-        rows.append({
-            "variant": k,
-            "base_wall_ms": 1e3 * statistics.median(b[0] for b in base),
-            "wall_ms": 1e3 * statistics.median(t[0] for t in times[k]),
-            "ratio_wall": statistics.median(pw), "ratio_wall_iqr": [q(pw)[0], q(pw)[2]],
-            "base_cpu_ms": 1e3 * statistics.median(b[1] for b in base),
-            "cpu_ms": 1e3 * statistics.median(t[1] for t in times[k]),
-            "ratio_cpu": statistics.median(pc), "ratio_cpu_iqr": [q(pc)[0], q(pc)[2]],
-            "target": None if k == "clamp_to_init" else TARGET,
-        })
+
+    def restore() -> None:
+        model.load_state_dict(snap_model)
+        opt.load_state_dict(snap_opt)
+
+    # the order rotates every block (who goes first); restoring is not timed
+    times = bp.interleave(arms, blocks, steps_per_block, scheme="rotate", before_block=restore)
+    rows = [
+        {"variant": k, **bp.Paired.of(times["plain"], times[k]).row(),
+         "target": None if k == "clamp_to_init" else TARGET}
+        for k in variants
+    ]
     rec = objs["recorder"][0]
     assert float(rec.stats[result_sites[0].name]["count"]) > 0
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--out", default=None, help="write the results as JSON to this path")
-    parser.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = bp.parser(__doc__)
+    p.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
+    args = bp.parse(p)
     blocks, steps = (4, 3) if args.quick else (30, 5)
     rows = bench(blocks, steps, args.fused)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {blocks} blocks x {steps} steps")
     header = (f"{'variant':15} {'base ms':>8} {'ms':>8} {'ratio':>6} | "
               f"{'cpu base':>8} {'cpu':>8} {'ratio':>6} | target")
-    print(header)
-    print("-" * len(header))
+    lines = []
     for r in rows:
         ok = "-" if r["target"] is None else ("ok" if r["ratio_cpu"] <= r["target"] else "MISSED")
-        print(
+        lines.append(
             f"{r['variant']:15} {r['base_wall_ms']:8.2f} {r['wall_ms']:8.2f} {r['ratio_wall']:6.3f} | "
             f"{r['base_cpu_ms']:8.2f} {r['cpu_ms']:8.2f} {r['ratio_cpu']:6.3f} | {ok}"
         )
-    if args.out:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "machine": platform.machine(), "processor": platform.processor(), "blocks": blocks,
-                "steps_per_block": steps, "batch": BATCH, "seq": SEQ, "vocab": VOCAB}
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    bp.print_table(bp.banner(blocks, steps), header, lines)
+    bp.write_json(args.out, bp.meta(blocks, steps, batch=BATCH, seq=SEQ, vocab=VOCAB), rows)
 
 
 if __name__ == "__main__":

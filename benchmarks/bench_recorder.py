@@ -17,13 +17,9 @@ kernel by torch.compile; compile time is spent in the warm-up, outside the timin
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
 
+import _paired as bp
 import torch
 from torch import nn
 
@@ -51,13 +47,6 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int, list[str],
 }
 
 
-def _block(step: Callable[[], None], n: int) -> tuple[float, float]:
-    w0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(n):
-        step()
-    return (time.perf_counter() - w0) / n, (time.process_time() - c0) / n
-
-
 def bench(
     name: str, sites_kind: str, blocks: int, steps_per_block: int, fused: bool = False
 ) -> dict[str, float | str | int | bool]:
@@ -77,73 +66,40 @@ def bench(
     sites = all_sites if sites_kind == "all" else act_sites
     # default stats: count, mean, mean_abs, max_abs, frac_active, var
     rec = Recorder(model, sites, fused=fused)
-    for _ in range(5):  # warm up both paths
-        step()
-        with rec:
-            step()
-    base_w, base_c, rec_w, rec_c = [], [], [], []
-    for i in range(blocks):
-        order = (False, True) if i % 2 == 0 else (True, False)  # alternate which goes first
-        for recording in order:
-            if recording:
-                with rec:
-                    w, c = _block(step, steps_per_block)
-                rec_w.append(w)
-                rec_c.append(c)
-            else:
-                w, c = _block(step, steps_per_block)
-                base_w.append(w)
-                base_c.append(c)
+    arms = {"base": bp.Arm(step), "rec": bp.Arm(step, lambda: rec)}
+    bp.warm_up(arms, rounds=5)  # warm up both paths
+    # Paired ratios: each recorded block against the base block next to it (the order alternates
+    # every block), so slow drifts in machine load cancel; median and quartiles are reported.
+    times = bp.interleave(arms, blocks, steps_per_block, scheme="reverse")
     assert rec.stats[sites[0]]["count"] > 0
-    # Paired ratios: each recorded block against the base block next to it, so slow drifts in
-    # machine load cancel; the median and the quartiles of those ratios are reported.
-    pair_w = sorted(r / b for r, b in zip(rec_w, base_w, strict=True))
-    pair_c = sorted(r / b for r, b in zip(rec_c, base_c, strict=True))
-    q = statistics.quantiles
     return {
         "model": name, "sites": sites_kind, "n_sites": len(sites), "batch": batch, "fused": fused,
-        "base_wall_ms": 1e3 * statistics.median(base_w), "rec_wall_ms": 1e3 * statistics.median(rec_w),
-        "ratio_wall": statistics.median(pair_w), "ratio_wall_iqr": [q(pair_w)[0], q(pair_w)[2]],
-        "base_cpu_ms": 1e3 * statistics.median(base_c), "rec_cpu_ms": 1e3 * statistics.median(rec_c),
-        "ratio_cpu": statistics.median(pair_c), "ratio_cpu_iqr": [q(pair_c)[0], q(pair_c)[2]],
+        **bp.Paired.of(times["base"], times["rec"]).row("rec"),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--out", default=None, help="write the results as JSON to this path")
-    parser.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
-    parser.add_argument("--models", default="mlp,cnn", help="comma-separated subset of: mlp,cnn")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    p = bp.parser(__doc__)
+    p.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
+    p.add_argument("--models", default="mlp,cnn", help="comma-separated subset of: mlp,cnn")
+    args = bp.parse(p)
     blocks, steps = (4, 3) if args.quick else (40, 4)
     variants = (False, True) if args.fused else (False,)
     kinds = ("hidden activations", "all")
-    models = [m for m in args.models.split(",") if m]
-    unknown = set(models) - set(CASES)
-    if unknown:
-        parser.error(f"--models: unknown {sorted(unknown)}; choose from {list(CASES)}")
+    models = bp.subset(p, "--models", args.models, CASES)
     rows = [bench(m, s, blocks, steps, f) for f in variants for m in models for s in kinds]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {blocks} blocks x {steps} steps")
     header = (f"{'model':5} {'sites':28} {'base ms':>8} {'rec ms':>8} {'ratio':>6} | "
               f"{'cpu base':>8} {'cpu rec':>8} {'ratio':>6}")
-    print(header)
-    print("-" * len(header))
+    lines = []
     for r in rows:
         sites = f"{r['sites']} ({r['n_sites']})" + (" fused" if r["fused"] else "")
-        print(
+        lines.append(
             f"{r['model']:5} {sites:28} {r['base_wall_ms']:8.2f} {r['rec_wall_ms']:8.2f} "
             f"{r['ratio_wall']:6.3f} | "
             f"{r['base_cpu_ms']:8.2f} {r['rec_cpu_ms']:8.2f} {r['ratio_cpu']:6.3f}"
         )
-    if args.out:
-        meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-                "processor": platform.processor(), "blocks": blocks, "steps_per_block": steps}
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=1)
+    bp.print_table(bp.banner(blocks, steps), header, lines)
+    bp.write_json(args.out, bp.meta(blocks, steps), rows)
 
 
 if __name__ == "__main__":
