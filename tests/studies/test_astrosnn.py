@@ -30,7 +30,7 @@ def test_registered_with_paper_metadata():
 
 
 def test_delayed_recall_batch_layout():
-    cfg = Config(delays=(3, 7), symbols=5, cue_len=2, recall_len=3)
+    cfg = Config(delays=(3, 7), symbols=5, cue_len=2, recall_len=3, distractor_rate=0.0)
     x, y, d = delayed_recall_batch(cfg, 32, torch.Generator().manual_seed(0))
     T = 1 + 7 + 2 + 3
     assert x.shape == (T, 32, 6) and set(d.tolist()) <= {3, 7}
@@ -42,6 +42,31 @@ def test_delayed_recall_batch_layout():
         assert go_t[0] - int(cue_t[-1]) - 1 == int(d[b])  # exactly D blank steps in between
     x7, _, d7 = delayed_recall_batch(cfg, 4, torch.Generator().manual_seed(0), delay=7)
     assert (d7 == 7).all() and x7[1:3, :, :5].sum() == 8
+
+
+def test_distractors_lie_in_the_delay_only_one_symbol_a_step_at_the_set_rate():
+    cfg = Config(delays=(3, 7), symbols=5, cue_len=2, recall_len=3, distractor_rate=1.0)
+    x, y, d = delayed_recall_batch(cfg, 64, torch.Generator().manual_seed(1))
+    T = 1 + 7 + 2 + 3
+    for b in range(64):
+        onset = 1 + 7 - int(d[b])
+        sym = x[:, b, :5]
+        assert (sym[:onset] == 0).all() and (sym[T - 3 :] == 0).all()  # nothing before the cue or at go
+        assert (sym[onset : onset + 2].argmax(-1) == y[b]).all()  # the cue is untouched
+        delay = sym[onset + 2 : T - 3]
+        assert len(delay) == int(d[b]) and (delay.sum(-1) == 1).all()  # rate 1: one symbol every step
+    # rate p: the distractor count over the delay steps is Binomial(n_steps, p)
+    p, n = 0.1, 4000
+    cfg = Config(delays=(20,), symbols=4, cue_len=4, recall_len=2, distractor_rate=p)
+    x, y, _ = delayed_recall_batch(cfg, n, torch.Generator().manual_seed(2), delay=20)
+    hits = float(x[1 + 4 : 1 + 4 + 20, :, :4].sum())
+    steps = 20 * n
+    assert abs(hits / steps - p) < 4 * (p * (1 - p) / steps) ** 0.5
+    labels = torch.stack([x[1:5, i, :4].sum(0).argmax() for i in range(8)])
+    assert torch.equal(labels, y[:8])  # the cue block still names the label
+    # rate rule of both settings: cue_len / max(delays)
+    for c in (Config(), Config.quick()):
+        assert c.distractor_rate == pytest.approx(c.cue_len / max(c.delays))
 
 
 def test_parameter_counts_match_within_two_percent():
@@ -90,6 +115,7 @@ def test_bad_config_is_rejected_before_running(tmp_path):
             (["hidden=12", "groups=12", "symbols=2"], "groups"),  # too many astrocytes: > 2% more parameters
             (["arms=plain,lstm"], "arms"),
             (["mode=calcium"], "mode"),
+            (["distractor_rate=1.5"], "distractor_rate"),
         ],
         tmp_path,
     )

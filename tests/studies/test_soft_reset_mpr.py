@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import torch
+
+from neuroplast.neurons.spiking import IF, LIF
+from neuroplast.studies.soft_reset_mpr import Config, SpikingMLP
 from neuroplast.testing import (
     check_study_determinism,
     check_study_registered,
@@ -23,6 +27,20 @@ def test_registered_with_paper_metadata():
     quick, full = study.Config.quick(), study.Config()
     assert quick.timesteps == full.timesteps == (2, 4)
     assert quick.epochs < full.epochs and set(quick.arms) >= {"hard", "soft", "soft_mpr"}
+
+
+def test_neurons_follow_the_authors_code_no_leak_by_default():
+    """Re-Loss LIFAct: u <- 1.0 * u + x (no leak), fire at phi(u) > 0.5, u <- u - o."""
+    net = SpikingMLP(Config(hidden=8), T=3, reset="subtract", use_mpr=False)
+    assert all(isinstance(m, IF) for m in net.spiking_layers())
+    leaky = SpikingMLP(Config(hidden=8, beta=0.5), T=3, reset="subtract", use_mpr=False)
+    assert all(isinstance(m, LIF) for m in leaky.spiking_layers())
+    # worked example, one IF neuron, input 0.4: u = .4, .8 (spike: -> -.2), .2, .6 (spike: -> -.4), 0, .4
+    lif = net.lif1
+    s = lif(torch.full((6, 1, 8), 0.4))[:, 0, 0]
+    assert s.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    want = torch.tensor([0.4, 0.8, 0.2, 0.6, 0.0, 0.4])
+    assert torch.allclose(lif.membrane_[:, 0, 0], want, atol=1e-6)
 
 
 def test_smoke_summary_claims_and_figures(tmp_path):
@@ -61,6 +79,7 @@ def test_bad_config_is_rejected_before_running(tmp_path):
             ([*TINY, "timesteps=2,8"], "timesteps"),
             (["arms=hard,soft"], "arms"),
             (["surrogate=boxcar"], "surrogate"),
+            (["beta=1.5"], "beta"),
         ],
         tmp_path,
     )

@@ -4,8 +4,10 @@ A slow astrocyte state ``a`` integrates the spikes of the group of LIF neurons i
 modulates their input (tripartite-synapse efficacy) or their threshold. The neurons are split into
 ``G`` contiguous groups of ``N / G`` neurons along the last axis, one astrocyte per group.
 
-The paper's own AM-SU equations could not be retrieved here (only its abstract), so this module
-implements the declared stand-in of ``PAPERS.md`` (family C, ``astrosnn``), per step ``t``::
+The paper's own AM-SU equations could not be retrieved (searched: the arXiv HTML v2 and mirrors of
+the paper, BrainCog-X/Brain-Cog and the first author's public repositories; only the abstract is
+reachable and no code of the paper is public), so this module implements the declared stand-in of
+``PAPERS.md`` (family C, ``astrosnn``), per step ``t``::
 
     m[t]   = a_g[t-1]                       for neuron i in group g (astrocyte of the group)
     I[t]   = x[t] * (1 + gamma_g * m[t])    mode="input"      (synaptic efficacy)
