@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 _CORE = "neuroplast.core"
 __all__ = [
-    "Site", "find_sites", "units", "Recorder", "Clamp", "Ablate", "Scale", "Noise", "Schedule",
+    "Site", "find_sites", "units", "Recorder", "Clamp", "Ablate", "Scale", "Noise", "Schedule", "Patch",
+    "SiteMean", "site_output",
     "fit", "evaluate", "seed_everything", "save_state", "load_state",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, dict.fromkeys(__all__, _CORE))

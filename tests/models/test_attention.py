@@ -1,6 +1,7 @@
 """neuroplast.models: the attention-only transformer (against torch's scaled_dot_product_attention),
 head sites with the core Recorder/Clamp/Ablate, the induction scores on worked examples, the
-phase-change locator, repeated-sequence data and ClampToSource."""
+phase-change locator, repeated-sequence data, ClampToSource, and the core Patch / full-shape Clamp /
+SiteMean on head sites against a hand-built SDPA forward."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from neuroplast.core import Ablate, Clamp, Recorder, Schedule, find_sites
+from neuroplast.core import Ablate, Clamp, Patch, Recorder, Schedule, SiteMean, find_sites, site_output
 from neuroplast.models import (
     AttentionOnlyTransformer,
     ClampToSource,
@@ -48,6 +49,28 @@ def _reference(model: AttentionOnlyTransformer, tokens: torch.Tensor,
                 out = out + z @ blk.W_O[h]
         x = x + out
     return x @ model.W_U
+
+
+def _reference_z(model: AttentionOnlyTransformer, tokens: torch.Tensor, zfix: dict) -> torch.Tensor:
+    """The SDPA reference with head outputs z edited: ``zfix`` {layer: fn(head, z (B, T, e)) -> z}."""
+    x = model.W_E[tokens] + model.W_pos[: tokens.shape[1]]
+    for layer, blk in enumerate(model.blocks):
+        out = torch.zeros_like(x)
+        for h in range(model.n_heads):
+            z = F.scaled_dot_product_attention(x @ blk.W_Q[h], x @ blk.W_K[h], x @ blk.W_V[h], is_causal=True)
+            if layer in zfix:
+                z = zfix[layer](h, z)
+            out = out + z @ blk.W_O[h]
+        x = x + out
+    return x @ model.W_U
+
+
+def _z(model: AttentionOnlyTransformer, tokens: torch.Tensor, layer: int) -> torch.Tensor:
+    got = {}
+    h = model.blocks[layer].hook_z.register_forward_hook(lambda m, a, out: got.__setitem__("z", out.detach()))
+    model(tokens)
+    h.remove()
+    return got["z"]  # (B, T, heads, d_head)
 
 
 def test_forward_matches_scaled_dot_product_attention():
@@ -278,3 +301,68 @@ def test_same_generator_seed_same_model():
     n = sum(p.numel() for p in _model(vocab=64, d_model=64, n_heads=4, max_len=32).parameters())
     assert n == 64 * 64 * 2 + 32 * 64 + 2 * 4 * (3 * 64 * 16 + 16 * 64)
     assert math.isfinite(float(_model()(_tokens()).detach().sum()))
+
+
+def test_core_patch_of_z_heads_from_another_model_matches_the_reference():
+    model, source, tokens = _model(0), _model(1), _tokens()
+    src_z = _z(source, tokens, 0)  # (B, T, H, e)
+    site = model.head_sites("z", [0])[0]
+    with Patch(model, site, [1], source=source):
+        out = model(tokens)
+    ref = _reference_z(model, tokens, {0: lambda h, z: src_z[:, :, h] if h == 1 else z})
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    with Patch(model, site, [1], source=src_z):  # the same from a cached activation
+        torch.testing.assert_close(model(tokens), out, rtol=0, atol=0)
+    with Patch(model, site, None, source=model):  # the model itself: identity, bit for bit
+        patched_self = model(tokens)
+    assert torch.equal(patched_self, model(tokens))
+    assert isinstance(ClampToSource(model, site, [1], source=source), Patch)
+
+
+def test_full_shape_clamp_and_site_mean_on_z_heads_match_the_reference():
+    model, tokens = _model(), _tokens()
+    site = model.head_sites("z", [1])[0]
+    vec = torch.linspace(-1, 1, model.n_heads * model.d_head, dtype=torch.float64).reshape(
+        model.n_heads, model.d_head
+    )  # (heads, d_head): one vector per head
+    with Clamp(model, site, [0, 2], value=vec):
+        out = model(tokens)
+    ref = _reference_z(model, tokens, {1: lambda h, z: vec[h].expand_as(z) if h in (0, 2) else z})
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    # the mean of each head's z over batch and position, recorded by SiteMean: a (heads, d_head) value
+    with SiteMean(model, site, dims=(0, 1)) as sm, torch.no_grad():
+        model(tokens)
+    z1 = _z(model, tokens, 1)
+    torch.testing.assert_close(sm.mean, z1.mean((0, 1)), rtol=1e-12, atol=1e-12)
+    with Clamp(model, site, [1], value="mean", stats=sm.stats):
+        out = model(tokens)
+    ref = _reference_z(model, tokens, {1: lambda h, z: z1.mean((0, 1))[h].expand_as(z) if h == 1 else z})
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match=r"one sample \(9, 3, 4\).*e\.g\. \(3, 4\).*got shape \(4, 3\)"):
+        with Clamp(model, site, [0], value=vec.T):
+            model(tokens)
+
+
+def test_clean_run_patched_into_a_corrupted_run_matches_the_reference():
+    """TransformerLens-style activation patching: cache head 2's z on clean tokens (site_output),
+    patch it into a run on corrupted tokens, only at the last position (a per-sample mask)."""
+    model = _model()
+    clean, corrupt = _tokens(seed=1), _tokens(seed=2)
+    site = model.head_sites("z", [1])[0]
+    cache = site_output(model, site, clean)  # (B, T, H, e)
+    assert torch.equal(cache, _z(model, clean, 1))
+    last = torch.zeros(9, model.n_heads, 1, dtype=torch.bool)  # (T, heads, 1)
+    last[-1, 2] = True
+    with Patch(model, site, last, source=cache):
+        out = model(corrupt)
+
+    def fix(h, z):
+        if h != 2:
+            return z
+        z = z.clone()
+        z[:, -1] = cache[:, -1, 2]
+        return z
+
+    torch.testing.assert_close(out, _reference_z(model, corrupt, {1: fix}), rtol=1e-10, atol=1e-10)
+    # causal: the patched last position cannot change earlier logits
+    torch.testing.assert_close(out[:, :-1], model(corrupt)[:, :-1], rtol=0, atol=0)

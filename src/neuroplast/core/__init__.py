@@ -3,7 +3,17 @@
 Only torch, numpy, safetensors and tqdm are imported here; never another neuroplast package.
 """
 
-from neuroplast.core.intervene import Ablate, Clamp, Intervention, Noise, Scale, Schedule
+from neuroplast.core.intervene import (
+    Ablate,
+    Clamp,
+    Intervention,
+    Noise,
+    Patch,
+    Scale,
+    Schedule,
+    SiteMean,
+    site_output,
+)
 from neuroplast.core.loop import FitState, evaluate, fit
 from neuroplast.core.record import STATS, Recorder
 from neuroplast.core.seed import seed_everything
@@ -13,7 +23,7 @@ from neuroplast.core.sites import Site, find_sites, resolve_site, resolve_sites,
 __all__ = [
     "Site", "find_sites", "units", "resolve_site", "resolve_sites",
     "Recorder", "STATS",
-    "Intervention", "Clamp", "Ablate", "Scale", "Noise", "Schedule",
+    "Intervention", "Clamp", "Ablate", "Scale", "Noise", "Patch", "SiteMean", "site_output", "Schedule",
     "fit", "evaluate", "FitState",
     "seed_everything", "save_state", "load_state",
 ]

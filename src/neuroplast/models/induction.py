@@ -1,5 +1,5 @@
 """Induction-head tools: repeated-sequence data, per-head scores, phase-change location, and a clamp
-to another model's activations (e.g. the model at initialisation).
+to another model's activations (e.g. the model at initialisation; a thin name for core ``Patch``).
 
 Singh et al. 2024, "What needs to go right for an induction head?" (arXiv:2404.07129); scores as in
 Olsson et al. 2022 (arXiv:2209.11895):
@@ -15,13 +15,12 @@ Olsson et al. 2022 (arXiv:2209.11895):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from neuroplast.core.intervene import Intervention, MaskLike, Schedule
+from neuroplast.core.intervene import MaskLike, Patch, Schedule
 from neuroplast.core.sites import Site
 
 __all__ = [
@@ -156,14 +155,12 @@ def steepest_change(
     return float(s[i]), v
 
 
-class ClampToSource(Intervention):
-    """Clamp the masked neurons (heads) of a site to the same site's output in a ``source`` model run
-    on the same input: ``out = where(mask, source_out(x), out)``. With ``source`` a frozen copy of
-    the model at initialisation this is the paper's clamp "to the values at initialisation"
-    (arXiv:2404.07129): the clamped heads compute what they computed at step 0, input by input.
-
-    ``source`` must contain a module with the site's name and give outputs of the same shape; it
-    runs under ``torch.no_grad()`` in a forward pre-hook of ``model`` (one extra forward per call).
+class ClampToSource(Patch):
+    """The core :class:`~neuroplast.core.Patch` with a *separate* source model: clamp the masked
+    neurons (heads) of a site to the same site's output in ``source`` run on the same input,
+    ``out = where(mask, source_out(x), out)``. With ``source`` a frozen copy of the model at
+    initialisation this is the paper's clamp "to the values at initialisation" (arXiv:2404.07129).
+    Kept as a name for that use; it only adds the check that ``source`` is another nn.Module.
     """
 
     def __init__(
@@ -174,55 +171,11 @@ class ClampToSource(Intervention):
         source: nn.Module | None = None,
         schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(model, site, mask, schedule)
         if not isinstance(source, nn.Module):
             raise TypeError(f"ClampToSource: source must be an nn.Module, got {type(source).__name__}")
         if source is model:
-            raise ValueError("ClampToSource: source must be another model (e.g. a copy at initialisation)")
-        modules = dict(source.named_modules())
-        if self.site.name not in modules:
             raise ValueError(
-                f"ClampToSource: source {type(source).__name__} has no module {self.site.name!r} to copy from"
+                "ClampToSource: source must be another model (e.g. a copy at initialisation); "
+                "core Patch accepts the model itself"
             )
-        self.source = source
-        self._source_module = modules[self.site.name]
-        self._source_out: torch.Tensor | None = None
-        self._extra: list[Any] = []
-
-    def attach(self) -> ClampToSource:
-        super().attach()
-        self._extra = [
-            self.model.register_forward_pre_hook(self._run_source, with_kwargs=True),
-            self._source_module.register_forward_hook(self._capture),
-        ]
-        return self
-
-    def detach(self) -> None:
-        for h in self._extra:
-            h.remove()
-        self._extra = []
-        self._source_out = None
-        super().detach()
-
-    def _capture(self, module: nn.Module, args: Any, output: Any) -> None:
-        self._source_out = output.detach() if isinstance(output, torch.Tensor) else output[0].detach()
-
-    def _run_source(self, module: nn.Module, args: Any, kwargs: Any) -> None:
-        self._source_out = None
-        if self.active:
-            with torch.no_grad():
-                self.source(*args, **kwargs)
-
-    def _apply(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        v = self._source_out
-        if v is None:
-            raise RuntimeError(
-                f"ClampToSource at site {self.site.name!r}: no source output; the site must be reached "
-                "through model(...) so that the source runs on the same input"
-            )
-        if v.shape != x.shape:
-            raise ValueError(
-                f"ClampToSource at site {self.site.name!r}: source output has shape {tuple(v.shape)}, "
-                f"the model's has {tuple(x.shape)}"
-            )
-        return torch.where(mask, v.to(dtype=x.dtype, device=x.device), x)
+        super().__init__(model, site, mask, source=source, schedule=schedule)
