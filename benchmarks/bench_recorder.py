@@ -12,11 +12,20 @@ shared with other jobs the CPU-time ratio is the steadier one.
 With ``--fused`` it also times ``Recorder(fused=True)`` (per-batch reductions compiled into one
 kernel by torch.compile; compile time is spent in the warm-up, outside the timing).
 
-    python benchmarks/bench_recorder.py [--quick] [--threads N] [--fused] [--out results.json]
+Allocator: with glibc's default malloc the CNN's multi-megabyte activations are handed back to the
+system and faulted in again every step (~5,000 minor page faults per plain step, a quarter of its
+CPU time), and whether the Recorder's scratch buffer happens to keep the heap from being trimmed
+moved the CNN ratio between 0.93 and 1.35 from run to run. So the benchmark first sets glibc's mmap
+and trim thresholds (``mallopt``) to keep freed memory in the process: no variant page-faults, and
+the ratio measures the Recorder's work. ``--system-malloc`` leaves the allocator as it is.
+
+    python benchmarks/bench_recorder.py [--quick] [--threads N] [--fused] [--system-malloc] [--out FILE]
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Callable
 
 import _paired as bp
@@ -45,6 +54,17 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int, list[str],
     "mlp": (mlp, (784,), 256, ["0", "1", "2", "3"], ["1", "3"]),
     "cnn": (cnn, (1, 28, 28), 128, ["0", "1", "3", "4"], ["1", "4"]),
 }
+
+
+def steady_allocator() -> bool:
+    """Keep freed memory in the process (glibc: no mmap for large blocks, no heap trimming), so steps
+    do not page-fault their activations back in. False where there is no glibc ``mallopt``."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 2**30)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def bench(
@@ -82,7 +102,9 @@ def main() -> None:
     p = bp.parser(__doc__)
     p.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
     p.add_argument("--models", default="mlp,cnn", help="comma-separated subset of: mlp,cnn")
+    p.add_argument("--system-malloc", action="store_true", help="leave glibc malloc's thresholds as they are")
     args = bp.parse(p)
+    steady = False if args.system_malloc else steady_allocator()
     blocks, steps = (4, 3) if args.quick else (40, 4)
     variants = (False, True) if args.fused else (False,)
     kinds = ("hidden activations", "all")
@@ -98,8 +120,8 @@ def main() -> None:
             f"{r['ratio_wall']:6.3f} | "
             f"{r['base_cpu_ms']:8.2f} {r['rec_cpu_ms']:8.2f} {r['ratio_cpu']:6.3f}"
         )
-    bp.print_table(bp.banner(blocks, steps), header, lines)
-    bp.write_json(args.out, bp.meta(blocks, steps), rows)
+    bp.print_table(bp.banner(blocks, steps, extra=f", steady allocator {steady}"), header, lines)
+    bp.write_json(args.out, bp.meta(blocks, steps, steady_allocator=steady), rows)
 
 
 if __name__ == "__main__":

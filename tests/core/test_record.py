@@ -112,15 +112,21 @@ def test_large_offset_variance_stays_accurate():
     shift=st.floats(-50, 50),
     scale=st.floats(0.01, 20),
     conv=st.booleans(),
+    chunk_bytes=st.sampled_from([None, 16, 100]),
 )
-def test_property_any_batch_split_gives_the_oracle(sizes, shift, scale, conv):
+def test_property_any_batch_split_gives_the_oracle(sizes, shift, scale, conv, chunk_bytes):
+    from neuroplast.core import record
+
     gen = torch.Generator().manual_seed(len(sizes))
     shape = (3, 2, 2) if conv else (3,)
     xs = [torch.randn(b, *shape, generator=gen) * scale + shift for b in sizes]
     model = nn.Sequential(nn.Identity())
-    with Recorder(model, Site("0", model[0], 1), stats=ALL, threshold=shift) as rec:
-        for x in xs:
-            model(x)
+    with pytest.MonkeyPatch.context() as mp:
+        if chunk_bytes is not None:  # split batches into sub-batches of a few samples
+            mp.setattr(record, "_CHUNK_BYTES", chunk_bytes)
+        with Recorder(model, Site("0", model[0], 1), stats=ALL, threshold=shift) as rec:
+            for x in xs:
+                model(x)
     assert_matches(rec.stats["0"], oracle(xs, 1, shift), rtol=1e-4, atol=1e-5 * (abs(shift) + scale))
 
 
@@ -290,3 +296,218 @@ def test_fused_path_compiles_and_matches_oracle():
         rec = _record_fused(model, "*", [torch.randn(b, 6) for b in SIZES], ALL)
     h.remove()
     assert_matches(rec.stats["1"], oracle(acts, -1))
+
+
+# -- layouts, chunking and the one-pass variance (the fast paths of Recorder.update) -------------
+
+
+class Permuted(nn.Module):
+    """Returns its input as a permuted view (no copy), like an attention head output."""
+
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
+def record_all(model, site, xs, stats=ALL, threshold=0.0):
+    with Recorder(model, site, stats=stats, threshold=threshold) as rec:
+        for x in xs:
+            model(x)
+    return rec.stats[site.name]
+
+
+def test_permuted_outputs_are_reduced_in_memory_order_without_copy_and_match_oracle():
+    # (B, H, T, d) memory seen as (B, T, H, d), heads on axis 2: the plan views it as (B, H, T*d)
+    torch.manual_seed(8)
+    model = nn.Sequential(Permuted((0, 2, 1, 3)))
+    site = Site("0", model[0], 2)
+    xs = [torch.randn(b, 4, 6, 5) * 3 - 1 for b in (2, 7, 1)]
+    outs = [x.permute(0, 2, 1, 3) for x in xs]
+    assert not outs[0].is_contiguous()
+    assert_matches(record_all(model, site, xs), oracle(outs, 2))
+    rec = Recorder(model, site)
+    with rec:
+        model(xs[0])
+    (plan,) = _plans_of(rec)
+    assert plan.perm == [0, 2, 1, 3] and plan.shape3 == (2, 4, 6 * 5)  # heads in the middle, no copy
+    # heads outermost in memory ((H, B, T, d) storage): a (1, H, B*T*d) view, the neuron-major layout
+    model2 = nn.Sequential(Permuted((1, 2, 0, 3)))
+    xs2 = [torch.randn(4, b, 3, 70) + 2 for b in (3, 5)]
+    expected = oracle([x.permute(1, 2, 0, 3) for x in xs2], 2)
+    assert_matches(record_all(model2, Site("0", model2[0], 2), xs2), expected)
+
+
+def _plans_of(rec):
+    """The layout plans the Recorder made, in order."""
+    return [plan for plans in rec._plans.values() for plan in plans.values()]
+
+
+def test_neuron_major_outputs_are_chunked_along_the_inner_axis(monkeypatch):
+    # heads outermost in memory (pre = 1): chunks are slices of the contiguous inner axis
+    from neuroplast.core import record
+
+    monkeypatch.setattr(record, "_CHUNK_BYTES", 2048)
+    torch.manual_seed(17)
+    model = nn.Sequential(Permuted((1, 2, 0, 3)))
+    site = Site("0", model[0], 2)
+    xs = [torch.randn(4, b, 3, 70) * 0.7 + 2 for b in (3, 2, 3)]
+    rec = Recorder(model, site, stats=ALL, threshold=2.0)
+    with rec:
+        for x in xs:
+            model(x)
+    plans = _plans_of(rec)
+    assert {(p.split, len(p.chunks)) for p in plans} == {(2, 3), (2, 2)}
+    assert_matches(rec.stats["0"], oracle([x.permute(1, 2, 0, 3) for x in xs], 2, 2.0))
+
+
+def test_non_dense_outputs_fall_back_to_a_copy():
+    class EveryOther(nn.Module):
+        def forward(self, x):
+            return x[:, ::2]  # strided, not a permutation of a dense tensor
+
+    torch.manual_seed(9)
+    model = nn.Sequential(EveryOther())
+    xs = [torch.randn(b, 10, 3) for b in (4, 2)]
+    assert_matches(record_all(model, Site("0", model[0], 1), xs), oracle([x[:, ::2] for x in xs], 1))
+
+
+@pytest.mark.parametrize("post", [1, 16, 300])  # rows, outer-first, inner-first reductions
+def test_every_reduction_order_matches_oracle(post):
+    torch.manual_seed(10)
+    model = nn.Sequential(nn.Identity())
+    xs = [torch.randn(b, 6, post) * 2 + 0.3 for b in (3, 1, 8)]
+    stats = record_all(model, Site("0", model[0], 1), xs, threshold=0.5)
+    assert_matches(stats, oracle(xs, 1, 0.5))
+    kinds = {1: "rows", 16: "outer", 300: "inner"}
+    rec = Recorder(model, Site("0", model[0], 1))
+    with rec:
+        model(xs[0])
+    assert [p.kind for p in _plans_of(rec)] == [kinds[post]]
+
+
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e4])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_large_offsets_keep_variance_accurate(offset, chunked, monkeypatch):
+    # Offset 3 std: sum(a^2)/M2 = 10 < 16, so the one-pass M2 is kept; 1e4 std: it is refused and M2
+    # is recomputed two-pass. Chunked: every batch is split into 12 sub-batches (merged by Chan et al.).
+    # Documented accuracy of var: relative error ~1e-5 while the one-pass test holds; for offsets of
+    # 1e4 std it is set by the float32 batch sums (~eps32 * offset / std), not by the number of samples.
+    from neuroplast.core import record
+
+    if chunked:
+        monkeypatch.setattr(record, "_CHUNK_BYTES", 1024)
+    gen = torch.Generator().manual_seed(11)
+    model = nn.Sequential(nn.Identity())
+    xs = [torch.randn(b, 8, 40, generator=gen) + offset for b in (24, 5, 24)]
+    rec = Recorder(model, Site("0", model[0], 1), stats=ALL)
+    with rec:
+        for x in xs:
+            model(x)
+    assert max(len(p.chunks) for p in _plans_of(rec)) == (12 if chunked else 1)
+    expected, got = oracle(xs, 1), rec.stats["0"]
+    torch.testing.assert_close(got["var"], expected["var"], rtol=1e-4 if offset > 100 else 2e-5, atol=0)
+    torch.testing.assert_close(got["mean"], expected["mean"], rtol=1e-6, atol=1e-6)
+    assert_matches(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_real_size_chunked_output_matches_oracle():
+    # 1.3 MB per batch with the default chunk size: 3 chunks of 15 pre-rows each
+    gen = torch.Generator().manual_seed(16)
+    model = nn.Sequential(nn.ReLU())
+    xs = [torch.randn(40, 8, 1030, generator=gen) * 2 + 0.5 for _ in range(2)]
+    rec = Recorder(model, Site("0", model[0], 1), stats=ALL, threshold=0.1)
+    with rec:
+        for x in xs:
+            model(x)
+    assert [len(p.chunks) for p in _plans_of(rec)] == [3]
+    assert_matches(rec.stats["0"], oracle([x.relu() for x in xs], 1, 0.1), rtol=2e-5, atol=1e-5)
+
+
+def test_one_pass_is_refused_for_large_offsets_and_kept_otherwise():
+    from neuroplast.core import record
+
+    gen = torch.Generator().manual_seed(12)
+    v = torch.randn(6, 4, 50, generator=gen)
+    for offset, kept in ((0.0, True), (3.0, True), (5.0, False), (1e4, False)):
+        model = nn.Sequential(nn.Identity())
+        rec = Recorder(model, Site("0", model[0], 1), stats=("mean", "var"))
+        with rec:
+            model(v + offset)
+        (plan,) = _plans_of(rec)
+        acc = rec._acc["0"]
+        acc.counts.clear()  # redo the batch by hand to see whether the shortcut was accepted
+        x = (v + offset).reshape(plan.vshape)
+        plan.sum(x, acc.rows[0][acc.i_sum])
+        plan.sum_sq(x, acc.rows[0][acc.i_m2])
+        assert acc._one_pass_m2(0, plan) is kept, offset
+    assert record._ONE_PASS_COND == 16.0
+
+
+def test_chunks_beyond_the_pending_block_grow_it(monkeypatch):
+    # a pending block of one row (as for very wide layers) and 6 chunks per batch: the block grows
+    from neuroplast.core import record
+
+    monkeypatch.setattr(record, "_BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(record, "_CHUNK_BYTES", 256)
+    gen = torch.Generator().manual_seed(13)
+    model = nn.Sequential(nn.Identity())
+    xs = [torch.randn(b, 5, 20, generator=gen) * 0.5 + 1 for b in (12, 3, 12)]
+    rec = Recorder(model, Site("0", model[0], 1), stats=ALL)
+    with rec:
+        for x in xs:
+            model(x)
+    acc = rec._acc["0"]
+    assert max(len(p.chunks) for p in _plans_of(rec)) == 12 and acc.block == 12
+    assert_matches(rec.stats["0"], oracle(xs, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_counts_above_exact_float32_range_are_counted_in_float64(monkeypatch):
+    from neuroplast.core import record
+
+    monkeypatch.setattr(record, "_EXACT_COUNT", 7)  # every batch takes the float64 counting path
+    torch.manual_seed(14)
+    for shape, axis in (((9, 5), -1), ((4, 3, 6), 1), ((70, 3, 1200), 1)):
+        model = nn.Sequential(nn.Identity())
+        xs = [torch.randn(*shape) for _ in range(2)]
+        stats = record_all(model, Site("0", model[0], axis), xs, stats=("frac_active", "mean"), threshold=0.2)
+        expected = oracle(xs, axis, 0.2)["frac_active"]
+        torch.testing.assert_close(stats["frac_active"], expected, rtol=0, atol=1e-12)
+
+
+def test_many_output_shapes_keep_a_bounded_plan_cache():
+    from neuroplast.core import record
+
+    torch.manual_seed(18)
+    model = nn.Sequential(nn.Identity())
+    xs = [torch.randn(2, 3, t) for t in range(1, record._MAX_PLANS + 20)]  # e.g. sequence lengths
+    rec = Recorder(model, Site("0", model[0], 1), stats=ALL)
+    with rec:
+        for x in xs:
+            model(x)
+    assert len(_plans_of(rec)) <= record._MAX_PLANS
+    assert_matches(rec.stats["0"], oracle(xs, 1))
+
+
+def test_empty_outputs_record_nothing():
+    model = nn.Sequential(nn.Identity())
+    with Recorder(model, Site("0", model[0], 1)) as rec:
+        model(torch.randn(0, 3, 4))
+        model(torch.randn(2, 0, 4))
+    assert len(rec.stats) == 0
+
+
+def test_reset_then_a_new_dtype_uses_a_new_plan():
+    torch.manual_seed(15)
+    model = nn.Sequential(nn.Identity())
+    site = Site("0", model[0], 1)
+    rec = Recorder(model, site, stats=ALL)
+    with rec:
+        model(torch.randn(3, 4, 5))
+        rec.reset()
+        xs = [torch.randn(3, 4, 5, dtype=torch.float64) * 1e3 + 1e8]
+        model(xs[0])
+    assert rec._acc["0"].dtype == torch.float64
+    assert_matches(rec.stats["0"], oracle(xs, 1), rtol=1e-9, atol=1e-9)

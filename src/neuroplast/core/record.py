@@ -11,13 +11,18 @@ Chan, Golub & LeVeque (1979), stable for any number and size of batches::
     M2   = M2_a + M2_b + d^2 * n_a * n_b / n,      var = M2 / n   (population variance)
 
 A batch's own M2_b is computed two-pass (sum of squared deviations from the batch mean), or, for
-CPU feature maps where it is provably accurate, in one pass (see ``_one_pass_m2``); a block of K
-batches merges at once as M2 = sum_k M2_k + sum_k n_k (mean_k - mean)^2.
+CPU outputs with a contiguous inner sample axis, in one read pass (sum of squares) where that is
+provably accurate (see ``_Accumulator._one_pass_m2``); a block of K batches (or chunks) merges at
+once as M2 = sum_k M2_k + sum_k n_k (mean_k - mean)^2. Accuracy of var: relative error ~1e-5
+(float32 partials, float64 merge); for inputs offset by >> 1e3 standard deviations it is set by the
+float32 batch sums (~eps32 * offset / std, e.g. ~1e-4 at 1e4 std), independent of the sample count.
 
-Cost: each statistic is one or two passes over the activation (a shared scratch tensor avoids a
-fresh allocation per pass), and only requested statistics are computed. ``fused=True`` compiles
-all of a batch's reductions into one kernel with ``torch.compile`` (one read of the activation),
-which pays off on large feature maps; see ``benchmarks/bench_recorder.py``.
+Cost: the output is reduced in its memory order (no copy for permuted views such as attention head
+outputs), each statistic is one or two passes (a shared scratch tensor avoids fresh allocations),
+only requested statistics are computed, short inner axes are reduced after the outer one, and large
+CPU outputs are reduced in cache-sized chunks (see ``_Plan``). ``fused=True`` compiles all of a
+batch's reductions into one kernel with ``torch.compile`` (one read of the activation), which pays
+off on large feature maps; see ``benchmarks/bench_recorder.py``.
 
 Every entry of a site's output other than the neuron axis is a sample: batch, time and space
 (``units`` semantics). Tuple outputs (RNN/LSTM/GRU, attention) are recorded from their first
@@ -53,6 +58,14 @@ _BLOCK_ELEMENTS = 2**20
 _ONE_PASS_COND = 16.0
 # Float32 0/1 sums count exactly up to 2**24 samples per batch.
 _EXACT_COUNT = 2**24
+# CPU outputs above 2 * _CHUNK_BYTES that take several passes are reduced in chunks of about this size
+# (at most _MAX_CHUNKS).
+_CHUNK_BYTES = 2**19
+_MAX_CHUNKS = 16
+# Inner (contiguous) sample axes up to this length are reduced after the outer axis.
+_OUTER_FIRST = 256
+# Layout plans kept per site (one per output shape, strides and dtype).
+_MAX_PLANS = 64
 
 
 def first_tensor(output: Any, where: str) -> torch.Tensor:
@@ -67,61 +80,117 @@ def first_tensor(output: Any, where: str) -> torch.Tensor:
     return output
 
 
-_Layout = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, int, int]]
+class _Plan:
+    """How one output layout of a site is reduced (made once per shape and strides, then reused).
 
-
-def _layout(shape: torch.Size, axis: int, name: str) -> _Layout:
-    """How to reduce an output with neurons on ``axis``: a view with the neurons on one axis,
-    (S, N), (N, R) or (pre, N, post); the sample dims of that view; the shape that broadcasts an
-    (N,) tensor against it; and the 3-D (pre, N, post) view used by the fused path."""
-    ndim = len(shape)
-    if ndim == 0 or not -ndim <= axis < ndim:
-        raise ValueError(
-            f"Recorder: site {name!r} has neuron axis {axis}, which does not fit its output of shape "
-            f"{tuple(shape)}; pass axis= to find_sites/Recorder"
-        )
-    a = axis % ndim
-    pre, n, post = math.prod(shape[:a]), shape[a], math.prod(shape[a + 1 :])
-    if post == 1:
-        return (pre, n), (0,), (1, n), (pre, n, 1)
-    if pre == 1:
-        return (n, post), (1,), (n, 1), (1, n, post)
-    return (pre, n, post), (0, 2), (1, n, 1), (pre, n, post)
-
-
-def _extreme(v: torch.Tensor, rd: tuple[int, ...], out: torch.Tensor, largest: bool) -> torch.Tensor:
-    """amax/amin over ``rd`` into ``out``; reducing the contiguous inner dim first is ~2x faster."""
-    op = torch.amax if largest else torch.amin
-    if rd == (0, 2):
-        return op(op(v, 2), 0, out=out)
-    return op(v, rd, out=out)
-
-
-def _one_pass_m2(v: torch.Tensor, rd: tuple[int, ...], s1: torch.Tensor, nb: int, out: torch.Tensor) -> bool:
-    """M2 = sum(a^2) - (sum a)^2 / n in one read pass, when that is accurate; else False.
-
-    Only for CPU outputs whose samples lie along a contiguous inner dim (conv feature maps, where
-    the two-pass route costs two extra full passes). The shortcut loses about
-    eps * sum(a^2) / M2 in relative accuracy, so it is kept only when sum(a^2) <= 16 * M2 for
-    every neuron (relative error below ~1e-5 in float32); otherwise the caller runs two-pass.
+    The output is viewed, in its memory order and without a copy, as (pre, N, post) with the
+    neurons on the middle axis; every other entry is a sample, so the order in which samples are
+    visited does not change any statistic (an output whose neuron axis is not outermost in memory,
+    e.g. a transposed attention head output, is not copied into the logical order). On CPU,
+    outputs larger than ``2 * _CHUNK_BYTES`` that take several passes are reduced in chunks of
+    whole pre-rows (of the inner axis when the neurons are outermost in memory, pre < 4), each a
+    sub-batch with a pending row of its own (merged later by Chan et al.), so the passes after the
+    first read the chunk from cache. Sums and extremes reduce the contiguous inner axis first when
+    it is long (``post > _OUTER_FIRST``) and the outer axis first otherwise (vectorised across the
+    inner axis: several times faster for short inner axes such as heads or small feature maps).
     """
-    if v.device.type != "cpu" or rd[-1] != v.dim() - 1:
-        return False
-    s2 = torch.linalg.vector_norm(v, 2, dim=-1).square_()  # fused sum of squares over the inner dim
-    if s2.dim() == 2:
-        s2 = s2.sum(0)
-    m2 = s2 - s1 * s1 / nb
-    if not bool(((s2 <= _ONE_PASS_COND * m2) | (s2 == 0)).all()):
-        return False
-    out.copy_(m2)
-    return True
+
+    __slots__ = ("perm", "shape3", "vshape", "bshape", "n", "chunks", "split", "kind", "one_pass", "rows",
+                 "tmp_nq", "tmp_pn", "counts", "ncol")
+
+    def __init__(self, x: torch.Tensor, axis: int, name: str, chunked: bool = True) -> None:
+        shape, ndim = x.shape, x.dim()
+        if ndim == 0 or not -ndim <= axis < ndim:
+            raise ValueError(
+                f"Recorder: site {name!r} has neuron axis {axis}, which does not fit its output of shape "
+                f"{tuple(shape)}; pass axis= to find_sites/Recorder"
+            )
+        a = axis % ndim
+        # memory order: dims by decreasing stride (size-1 dims last); used when it needs no copy
+        perm = sorted(range(ndim), key=lambda d: (shape[d] == 1, -x.stride(d), d))
+        if perm == list(range(ndim)) or not x.permute(perm).is_contiguous():
+            perm = list(range(ndim))
+        p = perm.index(a)
+        pre, n = math.prod(shape[d] for d in perm[:p]), shape[a]
+        post = math.prod(shape[d] for d in perm[p + 1 :])
+        self.perm = None if perm == list(range(ndim)) else perm
+        self.shape3, self.n = (pre, n, post), n
+        device, dtype, itemsize = x.device, x.dtype, x.element_size()
+        cpu = device.type == "cpu"
+        row_bytes = max(n * post * itemsize, 1)
+        rows, self.split = pre, 0  # chunks are slices of dim `split` of the view
+        big = chunked and cpu and pre * row_bytes > 2 * _CHUNK_BYTES
+        if big and pre >= 4:  # slices of pre-rows
+            rows = max(1, _CHUNK_BYTES // row_bytes, -(-pre // _MAX_CHUNKS))
+            self.chunks = [(s, min(s + rows, pre)) for s in range(0, pre, rows)]
+            self.counts = [(e - s) * post for s, e in self.chunks]
+        elif big and post > _OUTER_FIRST:  # neurons outermost in memory: slices of the inner axis
+            cols = max(_OUTER_FIRST, _CHUNK_BYTES // (pre * n * itemsize), -(-post // _MAX_CHUNKS))
+            self.split = 2
+            self.chunks = [(s, min(s + cols, post)) for s in range(0, post, cols)]
+            self.counts = [pre * (e - s) for s, e in self.chunks]
+        else:
+            self.chunks = [(0, pre)]
+            self.counts = [pre * post]
+        self.rows = rows
+        # "rows": (S, N), reduce dim 0; "inner": reduce post first; "outer": reduce pre first
+        if post == 1:
+            self.kind = "rows"
+        elif rows == 1 or post > _OUTER_FIRST:
+            self.kind = "inner"
+        else:
+            self.kind = "outer"
+        # one-pass batch M2 (sum of squares along the contiguous inner axis), CPU only
+        self.one_pass = cpu and post > 1
+        # rows: a 2-D (S, N) view; otherwise 3-D (pre, N, post)
+        self.vshape, self.bshape = ((pre, n), (n,)) if post == 1 else ((pre, n, post), (1, n, 1))
+        self.tmp_nq = torch.empty(n, post, dtype=dtype, device=device) if self.kind == "outer" else None
+        self.tmp_pn = torch.empty(rows, n, dtype=dtype, device=device) if post > 1 else None
+        self.ncol = torch.tensor(self.counts, dtype=dtype, device=device).unsqueeze(1)
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` as (S, N) or (pre, N, post): a view when its layout allows, else a contiguous copy."""
+        if self.perm is not None:
+            x = x.permute(self.perm)
+        return x.reshape(self.vshape)
+
+    def chunk(self, v: torch.Tensor, j: int) -> torch.Tensor:
+        """Chunk ``j`` of the viewed batch ``v``."""
+        if len(self.chunks) == 1:
+            return v
+        s, e = self.chunks[j]
+        return v[s:e] if self.split == 0 else v[:, :, s:e]
+
+    def sum(self, c: torch.Tensor, out: torch.Tensor) -> None:
+        """Per-neuron sum of the chunk ``c`` (r, N) or (r, N, post) into ``out`` (N,)."""
+        if self.kind == "rows":
+            torch.sum(c, 0, out=out)
+        elif self.kind == "outer":
+            torch.sum(torch.sum(c, 0, out=self.tmp_nq), 1, out=out)
+        else:
+            torch.sum(c, (0, 2), out=out)
+
+    def extreme(self, c: torch.Tensor, out: torch.Tensor, largest: bool) -> None:
+        """Per-neuron max (``largest``) or min of ``c`` into ``out``."""
+        op = torch.amax if largest else torch.amin
+        if self.kind == "rows":
+            op(c, 0, out=out)
+        elif self.kind == "outer":
+            op(op(c, 0, out=self.tmp_nq), 1, out=out)
+        else:
+            op(op(c, 2, out=self.tmp_pn[: c.shape[0]]), 0, out=out)
+
+    def sum_sq(self, c: torch.Tensor, out: torch.Tensor) -> None:
+        """Per-neuron sum of squares in one read (2-norm along the contiguous inner axis)."""
+        t = torch.linalg.vector_norm(c, 2, 2, out=self.tmp_pn[: c.shape[0]])
+        torch.sum(t.square_(), 0, out=out)
 
 
 class _Scratch:
     """A reusable scratch tensor. On CPU, where PyTorch does not cache allocations, a fresh
     activation-sized temporary per batch costs page faults that can exceed the arithmetic, so the
-    Recorder keeps one flat buffer (the size of its largest site output) that all its hooks share;
-    on accelerators the caching allocator already makes ``empty_like`` cheap."""
+    Recorder keeps one flat buffer (the size of its largest chunk) that all its hooks share; on
+    accelerators the caching allocator already makes ``empty_like`` cheap."""
 
     def __init__(self) -> None:
         self.flat: torch.Tensor | None = None
@@ -129,7 +198,7 @@ class _Scratch:
 
     def like(self, v: torch.Tensor) -> torch.Tensor:
         if v.device.type != "cpu":
-            return torch.empty_like(v)
+            return torch.empty_like(v, memory_format=torch.contiguous_format)
         view = self.views.get((v.shape, v.dtype))
         if view is None:
             flat = self.flat
@@ -224,48 +293,130 @@ class _Accumulator:
         }
         self.parts = tuple(p for p in _PARTS if need[p])
         self.slot = {p: i for i, p in enumerate(self.parts)}
-        self.block = max(1, min(_BLOCK, _BLOCK_ELEMENTS // max(size * len(self.parts), 1)))
-        self.pending = torch.empty(self.block, len(self.parts), size, dtype=dtype, device=device)
-        self.rows = [dict(zip(self.parts, self.pending[i].unbind(0), strict=True)) for i in range(self.block)]
-        self.counts: list[int] = []  # samples of each pending row
-        self.abs_pass = not nonneg and ("abs" in self.slot or "max_abs" in self.slot)
-        self.scratch = self.var or "active" in self.slot or self.abs_pass
+        slot = self.slot.get
+        self.i_sum, self.i_m2, self.i_abs, self.i_max_abs, self.i_active, self.i_min, self.i_max = (
+            slot(p, -1) for p in _PARTS
+        )
+        self.abs_pass = not nonneg and (self.i_abs >= 0 or self.i_max_abs >= 0)
         self.threshold: torch.Tensor | None = None  # 0-d, for the fused path
+        self.counts: list[int] = []  # samples of each pending row
+        self._allocate(max(1, min(_BLOCK, _BLOCK_ELEMENTS // max(size * len(self.parts), 1))), device)
 
-    def update(self, v: torch.Tensor, rd: tuple[int, ...], bshape: tuple[int, ...], nb: int,
-               threshold: float, scratch: _Scratch) -> None:
-        """Reduce one batch ``v`` (in its own dtype) into the next pending row, op by op."""
+    def _allocate(self, block: int, device: torch.device) -> None:
+        self.block = block
+        self.pending = torch.empty(block, len(self.parts), self.size, dtype=self.dtype, device=device)
+        self.rows = [self.pending[i].unbind(0) for i in range(block)]  # views of each row's parts
+
+    def update(self, v: torch.Tensor, plan: _Plan, threshold: float, scratch: _Scratch) -> None:
+        """Reduce one batch ``v`` (see ``_Plan.view``), in its own dtype, into pending rows (one a chunk)."""
+        m = len(plan.chunks)
+        if m == 1 and plan.kind == "rows":
+            self._update_rows(v, plan.counts[0], threshold, scratch)
+            return
+        if len(self.counts) + m > self.block:
+            self.flush()
+            if m > self.block:
+                self._allocate(m, v.device)
         k = len(self.counts)
-        rows = self.rows[k]  # views of row k, made once
-        buf = scratch.like(v) if self.scratch else None  # one scratch tensor for the passes below
-        if "sum" in rows:
-            s1 = torch.sum(v, rd, out=rows["sum"])
-            if self.var and not _one_pass_m2(v, rd, s1, nb, rows["m2"]):
-                # two-pass: squared deviations from the batch mean (s1 / nb, not s1 * (1 / nb):
-                # the division keeps constant neurons exactly at zero variance)
-                dev = torch.sub(v, (s1 / nb).view(bshape), out=buf)
-                torch.sum(dev.square_(), rd, out=rows["m2"])
+        one_pass = self.var and plan.one_pass
+        i_sum, i_m2, i_active = self.i_sum, self.i_m2, self.i_active
+        for j in range(m):
+            c = plan.chunk(v, j)
+            r = self.rows[k + j]
+            nc = plan.counts[j]
+            if i_sum >= 0:
+                plan.sum(c, r[i_sum])
+                if one_pass:  # the sum of squares, turned into M2 (or redone two-pass) below
+                    plan.sum_sq(c, r[i_m2])
+                elif self.var:
+                    self._two_pass(c, plan, r, nc, scratch)
+            if self.abs_pass:
+                a = torch.abs(c, out=scratch.like(c))
+                if self.i_abs >= 0:
+                    plan.sum(a, r[self.i_abs])
+                if self.i_max_abs >= 0:
+                    plan.extreme(a, r[self.i_max_abs], largest=True)
+            elif self.i_max_abs >= 0:  # non-negative outputs: max |a| = max a
+                plan.extreme(c, r[self.i_max_abs], largest=True)
+            if i_active >= 0:
+                # A comparison into the float scratch is several times faster than into a bool tensor.
+                hits = torch.gt(c, threshold, out=scratch.like(c))
+                if nc <= _EXACT_COUNT:
+                    plan.sum(hits, r[i_active])
+                else:  # too many samples for exact float32 counting: count in float64, now
+                    r[i_active].zero_()
+                    self.active.add_(hits.sum(0 if plan.kind == "rows" else (0, 2), dtype=torch.float64))
+            if self.i_min >= 0:
+                plan.extreme(c, r[self.i_min], largest=False)
+            if self.i_max >= 0:
+                plan.extreme(c, r[self.i_max], largest=True)
+        if one_pass and not self._one_pass_m2(k, plan):
+            for j in range(m):
+                self._two_pass(plan.chunk(v, j), plan, self.rows[k + j], plan.counts[j], scratch)
+        self.counts.extend(plan.counts)
+        if len(self.counts) == self.block:
+            self.flush()
+
+    def _update_rows(self, v: torch.Tensor, nb: int, threshold: float, scratch: _Scratch) -> None:
+        """``update`` for one (S, N) batch reduced over dim 0 (Linear outputs): the same ops, inlined."""
+        r = self.rows[len(self.counts)]
+        buf = scratch.like(v)
+        if self.i_sum >= 0:
+            s1 = torch.sum(v, 0, out=r[self.i_sum])
+            if self.var:  # two-pass, see _two_pass
+                torch.sum(torch.sub(v, s1 / nb, out=buf).square_(), 0, out=r[self.i_m2])
         if self.abs_pass:
             a = torch.abs(v, out=buf)
-            if "abs" in rows:
-                torch.sum(a, rd, out=rows["abs"])
-            if "max_abs" in rows:
-                _extreme(a, rd, rows["max_abs"], largest=True)
-        elif "max_abs" in rows:  # non-negative outputs: max |a| = max a
-            _extreme(v, rd, rows["max_abs"], largest=True)
-        if "active" in rows:
-            # A comparison into the float scratch is several times faster than into a bool tensor.
+            if self.i_abs >= 0:
+                torch.sum(a, 0, out=r[self.i_abs])
+            if self.i_max_abs >= 0:
+                torch.amax(a, 0, out=r[self.i_max_abs])
+        elif self.i_max_abs >= 0:
+            torch.amax(v, 0, out=r[self.i_max_abs])
+        if self.i_active >= 0:
             hits = torch.gt(v, threshold, out=buf)
             if nb <= _EXACT_COUNT:
-                torch.sum(hits, rd, out=rows["active"])
-            else:  # too many samples for exact float32 counting: count in float64, now
-                rows["active"].zero_()
-                self.active.add_(hits.sum(rd, dtype=torch.float64))
-        if "min" in rows:
-            _extreme(v, rd, rows["min"], largest=False)
-        if "max" in rows:
-            _extreme(v, rd, rows["max"], largest=True)
-        self._advance(nb)
+                torch.sum(hits, 0, out=r[self.i_active])
+            else:
+                r[self.i_active].zero_()
+                self.active.add_(hits.sum(0, dtype=torch.float64))
+        if self.i_min >= 0:
+            torch.amin(v, 0, out=r[self.i_min])
+        if self.i_max >= 0:
+            torch.amax(v, 0, out=r[self.i_max])
+        self.counts.append(nb)
+        if len(self.counts) == self.block:
+            self.flush()
+
+    def _one_pass_m2(self, k: int, plan: _Plan) -> bool:
+        """Turn the sums of squares of rows k.. into M2 = sum(a^2) - (sum a)^2 / n, when accurate.
+
+        The shortcut loses about eps * sum(a^2) / M2 in relative accuracy, so it is kept only when
+        sum(a^2) <= 16 * M2 for every neuron and chunk (relative error below ~1e-5 in float32);
+        otherwise the caller recomputes M2 two-pass (constant non-zero neurons fail the test, so they
+        keep exactly zero variance; all-zero neurons pass it with M2 = 0).
+        """
+        m = len(plan.chunks)
+        if m == 1:
+            s1, s2, n = self.rows[k][self.i_sum], self.rows[k][self.i_m2], plan.counts[0]
+        else:
+            s1, s2 = self.pending[k : k + m, self.i_sum], self.pending[k : k + m, self.i_m2]
+            n = plan.ncol  # (chunks, 1) samples per chunk
+        m2 = s2 - s1 * s1 / n
+        if not bool((s2 <= _ONE_PASS_COND * m2).all()):
+            return False
+        s2.copy_(m2)
+        return True
+
+    @staticmethod
+    def _two_pass(
+        c: torch.Tensor, plan: _Plan, r: Sequence[torch.Tensor], nc: int, scratch: _Scratch
+    ) -> None:
+        """M2 of chunk ``c`` as the sum of squared deviations from its mean (s1 / nc, not s1 * (1 / nc):
+        the division keeps constant neurons exactly at zero variance)."""
+        i_sum, i_m2 = r[0], r[1]  # "sum" and "m2" are the first two parts whenever var is kept
+        dev = torch.sub(c, (i_sum / nc).view(plan.bshape), out=scratch.like(c))
+        plan.sum(dev.square_(), i_m2)
 
     def update_fused(self, v3: torch.Tensor, nb: int, threshold: float) -> None:
         """The same partial results from one compiled kernel; ``v3`` is (pre, N, post)."""
@@ -395,6 +546,7 @@ class Recorder:
         self._scratch = _Scratch()
         self._fused = bool(fused)
         self._handles: list[RemovableHandle] = []
+        self._plans: dict[str, dict[tuple[Any, ...], _Plan]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -434,33 +586,43 @@ class Recorder:
         name, axis, threshold, want = site.name, site.axis, self.threshold, self._stats
         nonneg = type(site.module) in _NONNEGATIVE
         scratch = self._scratch
-        layouts: dict[torch.Size, _Layout] = {}
+        plans = self._plans.setdefault(name, {})  # (shape, strides, dtype, device) -> _Plan
+        # full passes over the output per batch: chunking pays off only when there are several
+        signed_abs = not nonneg and bool(want & {"mean_abs", "max_abs"})
+        passes = (bool(want & {"mean", "var", "mean_abs"}) + ("var" in want) + 3 * signed_abs
+                  + (nonneg and "max_abs" in want) + 2 * ("frac_active" in want) + ("min" in want)
+                  + ("max" in want))
+        chunked = passes >= 3
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             x = first_tensor(output, name).detach()
-            shape = x.shape
-            layout = layouts.get(shape)
-            if layout is None:
-                layout = layouts[shape] = _layout(shape, axis, name)
-            view_shape, rd, bshape, shape3 = layout
-            size = shape[axis]
-            nb = x.numel() // size if size else 0
-            if nb == 0:
-                return
             acc = self._acc.get(name)
+            dtype = x.dtype if acc is None else acc.dtype
+            if dtype not in _REDUCE_DTYPES:
+                dtype = torch.float32
+            if x.dtype != dtype:
+                x = x.to(dtype)
+            key = (x.shape, x.stride(), dtype, x.device)
+            plan = plans.get(key)
+            if plan is None:
+                if len(plans) >= _MAX_PLANS:  # many distinct shapes (e.g. sequence lengths): start over
+                    plans.clear()
+                plan = plans[key] = _Plan(x, axis, name, chunked)
+            pre, size, post = plan.shape3
+            nb = pre * post
+            if nb == 0 or size == 0:
+                return
             if acc is None:
-                dtype = x.dtype if x.dtype in _REDUCE_DTYPES else torch.float32
                 acc = self._acc[name] = _Accumulator(size, x.device, dtype, want, nonneg)
             elif acc.size != size:
                 raise ValueError(
                     f"Recorder: site {name!r} had {acc.size} neurons along axis {axis}, now {size} "
-                    f"(output shape {tuple(shape)})"
+                    f"(output shape {tuple(x.shape)})"
                 )
-            if x.dtype != acc.dtype:
-                x = x.to(acc.dtype)
+            v = plan.view(x)
             if self._fused and nb <= _EXACT_COUNT:
                 try:
-                    acc.update_fused(x.reshape(shape3), nb, threshold)
+                    acc.update_fused(v.view(plan.shape3), nb, threshold)
                     return
                 except Exception as e:  # no compiler, unsupported backend...: fall back, once, loudly
                     self._fused = False
@@ -470,7 +632,7 @@ class Recorder:
                         RuntimeWarning,
                         stacklevel=2,
                     )
-            acc.update(x.reshape(view_shape), rd, bshape, nb, threshold, scratch)
+            acc.update(v, plan, threshold, scratch)
 
         return hook
 
