@@ -75,6 +75,23 @@ def test_chain_step_by_hand():
     assert out == pytest.approx(exp, abs=1e-14)
 
 
+def test_chain_outer_swap_symmetry():
+    """With sigma12 = sigma32 and sigma21 = sigma23 the chain commutes with swapping its two Chialvo
+    neurons (so x1 = x3 is invariant); with unequal strengths it does not."""
+    perm = [2, 1, 0, 5, 4, 3]  # (x1, x2, x3, y1, y2, y3) -> neurons 1 and 3 swapped
+    z = chialvo_rulkov_chain().initial_state(8, generator=torch.Generator().manual_seed(3))
+    sym = chialvo_rulkov_chain(sigma12=0.07, sigma21=-0.04, sigma23=-0.04, sigma32=0.07, alpha=4.1)
+    assert torch.allclose(sym.step(z[:, perm]), sym.step(z)[:, perm], rtol=0, atol=1e-14)
+    on = z.clone()
+    on[:, 2], on[:, 5] = on[:, 0], on[:, 3]  # a state on x1 = x3, y1 = y3
+    nxt = sym.step(on)
+    assert torch.allclose(nxt[:, 0], nxt[:, 2], rtol=0, atol=1e-14)
+    assert torch.allclose(nxt[:, 3], nxt[:, 5], rtol=0, atol=1e-14)
+    assert (nxt[:, 0] - nxt[:, 1]).abs().min() > 1e-3  # not trivially all equal
+    asym = chialvo_rulkov_chain(sigma12=0.07, sigma21=-0.04, sigma23=0.05, sigma32=0.07)
+    assert not torch.allclose(asym.step(z[:, perm]), asym.step(z)[:, perm])
+
+
 @pytest.mark.parametrize("which", ["ring", "chain"])
 def test_analytic_jacobian_and_tangent_match_autograd(which):
     g = torch.Generator().manual_seed(2)

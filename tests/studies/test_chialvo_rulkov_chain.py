@@ -16,6 +16,10 @@ TINY = [
     "grid_iter=1000",
     "grid_record=300",
     "spectrum_iter=600",
+    "n_p=5",
+    "p_ics=2",
+    "p_iter=1500",
+    "p_record=300",
 ]
 
 
@@ -25,13 +29,29 @@ def test_registered_with_paper_metadata():
 
 
 def test_smoke(tmp_path):
-    figures = ["bifurcation_lyapunov", "phase_portraits", "k_sampen_sync_vs_s", "parameter_map_and_synchrony"]
+    figures = [
+        "bifurcation_lyapunov",
+        "phase_portraits",
+        "k_sampen_sync_vs_s",
+        "parameter_map_and_synchrony",
+        "catalog_alpha_bifurcation",
+    ]
     s = check_study_smoke(KEY, TINY, tmp_path, quick=True, finite_claims=True, figures=figures)
     assert len(s["s"]) == 41 and len(s["lyapunov_spectrum"]) == 41 and len(s["lyapunov_spectrum"][0]) == 6
     assert s["spectrum_vs_benettin"] < 0.05  # two estimators of the same exponent
     kinds = {c["kind"] for c in s["crossings"]}
     assert kinds <= {"period-doubling", "neimark-sacker", "saddle-node"}
+    # catalog-alpha sweep: one class count per coupling, p_ics orbits each; the dominant class is one of them
+    assert len(s["paper_s"]) == 5 and s["paper_alpha"] == 4.1
+    assert all(sum(c.values()) == 2 for c in s["paper_class_counts_per_s"])
+    assert all(
+        d in c or set(c) == {"divergent"}
+        for d, c in zip(s["paper_dominant_class"], s["paper_class_counts_per_s"], strict=True)
+    )
+    assert s["paper_coexist_points"] == len(s["paper_coexist_s"])
+    assert 0.0 <= s["outer_complete_sync_fraction"] <= 1.0
 
 
 def test_bad_config_is_rejected_before_running(tmp_path):
-    check_study_rejects(KEY, [(["s_split=1.0"], "s_split")], tmp_path, validate=True)
+    bad = [(["s_split=1.0"], "s_split"), (["p_min=0.4"], "p_min")]
+    check_study_rejects(KEY, bad, tmp_path, validate=True)

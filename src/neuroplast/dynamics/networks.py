@@ -645,8 +645,17 @@ def chialvo_rulkov_chain(
         y_2' = y_2 - mu (x_2 - rulkov_sigma)
         x_3' = x_3^2 exp(y_3 - x_3) + k + sigma23 (x_2 - x_3),     y_3' = a y_3 - b x_3 + c
 
-    The exact placement of the four couplings in the paper could not be retrieved here (only its
-    abstract was reachable); the diffusive form and the i -> j reading of sigma_ij are our choice.
+    Sources (the paper's equations themselves could not be retrieved: every stored copy of
+    arxiv.org/html/2405.05675v3 and of its EPJ Plus version, doi 10.1140/epjp/s13360-024-05363-0,
+    ends before its model section): the topology (a six-dimensional map, Chialvo neurons at both
+    ends, a Rulkov neuron in the centre, bidirectional static linear couplings sigma12, sigma21,
+    sigma23, sigma32) is from a summary of the paper's conclusions (emergentmind.com, open problem
+    "Lyapunov exponent analysis for the coupled Chialvo-Rulkov tri-oscillator network"); the Rulkov
+    map is Rulkov's 2001 chaotic map (chaotic bursting for alpha > 4). The diffusive form and the
+    i -> j reading of sigma_ij are our choice. With all four strengths equal both readings give the
+    same map; otherwise the other reading (sigma_ij in neuron i's equation) swaps the roles of
+    (sigma12, sigma32) and (sigma21, sigma23). With sigma12 = sigma32 and sigma21 = sigma23 the map
+    commutes with swapping neurons 1 and 3, so x_1 = x_3 is an invariant (synchronous) manifold.
     """
     net = MapNetwork(3, dtype)
     net.set_nodes("chialvo", [0, 2], a=a, b=b, c=c, k=k)

@@ -6,13 +6,33 @@ network of neurons in discrete time" (arXiv:2405.05675).
 Model (:func:`neuroplast.dynamics.networks.chialvo_rulkov_chain`): Chialvo neurons 1 and 3
 (x' = x^2 e^{y-x} + k, y' = a y - b x + c; a = 0.89, b = 0.6, c = 0.28, k = 0.03) and a chaotic Rulkov
 neuron 2 (x' = alpha/(1+x^2) + y, y' = y - mu (x - sigma); mu = 0.001, sigma = -1) with diffusive
-couplings sigma_ij (neuron i drives neuron j). The coupling placement is our reading (the paper's
-equations could not be retrieved, only its abstract).
+couplings sigma_ij (neuron i drives neuron j).
 
-Deviation: the catalog lists alpha in [4.1, 4.5]. There the Rulkov neuron bursts chaotically and, in
-our reading of the model, drives the whole chain chaotic for every coupling in [-0.5, 0.5]^2 we
-scanned (no periodic window), so the period-doubling and Neimark-Sacker structure cannot be seen.
-We use alpha = 2.2 (Rulkov neuron below its bursting regime), where the chain shows both routes.
+Sources. The paper's equations could not be retrieved: the stored copies of arxiv.org/html/2405.05675v3
+and of the EPJ Plus version (doi 10.1140/epjp/s13360-024-05363-0) end in the introduction. Confirmed:
+a six-dimensional map, Chialvo neurons at both ends and a Rulkov neuron in the centre, bidirectional
+static linear couplings sigma12, sigma21, sigma23, sigma32, synchrony by cross-correlation and the
+Kuramoto order parameter, sample entropy, Lyapunov exponents of the coupled network left open (a summary
+of the paper's conclusions, emergentmind.com open problem "Lyapunov exponent analysis for the coupled
+Chialvo-Rulkov tri-oscillator network"); coexisting chaotic and period-4 attractors, SN / PD / NS and
+codimension-2 points (the abstract). Not confirmed: the coupling form (we use diffusive), the i -> j
+reading of sigma_ij (irrelevant on the symmetric sweep, it transposes the 2-D map), the parameter values
+and which parameter the paper's diagrams vary.
+
+Alpha. The catalog lists alpha in [4.1, 4.5]. Re-checked in session 3 with long transients (the slow
+Rulkov variable, mu = 0.001, needs > 20,000 iterations: at 12,000 the period-4 orbits still drift and read
+as quasiperiodic, likely why an earlier scan found no periodic window): at alpha = 4.1 (4.3 and 4.5
+alike) the symmetric sweep is chaotic on [-0.325, 0.28], then period-2 (0.2805-0.303), period-4
+(0.3035-0.3055), period-8, period-16 and chaos again (0.3075-0.3085), and orbits escape beyond 0.309;
+at s = 0.3045 chaotic (lambda ~ 0.02) and period-4 attractors coexist. No stable fixed point was found
+at alpha = 4.1 on the symmetric sweep over [-0.6, 0.6] (the lone Rulkov neuron's fixed point x = -1 has
+a multiplier of about alpha / 2 > 1), so the fixed-point based routes (period doubling and torus route
+from a fixed point, the multiplier crossings) stay at alpha = 2.2 (Rulkov neuron below its bursting
+regime), and the catalog's alpha is studied on the window [p_min, p_max] = [0.28, 0.31], chosen from
+that scan before the two alpha = 4.1 claims were first run inside the study. In that window the
+Chialvo neurons swing far outside their usual range (|x1| ~ 5 on period-2, up to ~100 near the escape):
+the window sits at the edge of escape, driven by strong coupling, and may not be where the paper
+found its period-4 attractor.
 
 Sweeps (all batched: parameter values x ``n_ics`` random initial conditions from run.generator):
 - 1-D, symmetric coupling s = sigma12 = sigma21 = sigma23 = sigma32 from s_min to s_max. From the
@@ -23,6 +43,8 @@ Sweeps (all batched: parameter values x ``n_ics`` random initial conditions from
   outer Chialvo neurons (phases from spikes: x crossing ``spike_threshold`` upwards).
 - 2-D parameter map over (s_in = sigma12 = sigma32, into the Rulkov neuron; s_out = sigma21 = sigma23,
   out of it): orbit class, K and lambda_max per point; Gamma_13 heatmap.
+- catalog alpha (alpha_paper = 4.1): symmetric sweep over [p_min, p_max] with p_ics random initial
+  conditions per point: classes per point, the dominant bounded class, points with chaos and period-4.
 Baseline: the uncoupled maps (s = 0; the map's origin).
 
 Claims (each on every seed, thresholds fixed in advance):
@@ -38,7 +60,18 @@ Claims (each on every seed, thresholds fixed in advance):
   orbit transition of the same type within 3 sweep points (fraction 1.0; PD and NS both found);
 - coexisting-attractors: some sweep point has >= 2 distinct attractors from the random initial conditions;
 - spectrum-matches-benettin: mean |lambda_1 (QR spectrum) - lambda_max (Benettin)| <= 0.01;
-- synchrony-rises-with-coupling: Spearman correlation of Gamma_13 with s over s >= 0 is >= 0.5.
+- paper-alpha-period-doubling-cascade: at alpha = 4.1, period-2, period-4, period-8, chaos appear in this
+  order (dominant class per point, from the first period-2 point on; 4 stages);
+- chaos-period4-coexist (the paper's abstract): at alpha = 4.1 some s has a chaotic and a period-4 orbit
+  among its random initial conditions (>= 1 such point);
+- synchrony-rises-with-coupling: Spearman correlation of Gamma_13 with s over s >= 0 is >= 0.5. Not from
+  the paper's text (what the paper reports about synchrony against coupling could not be retrieved); kept
+  as first stated, and it fails: for 0 < s < ~0.05 the outer neurons are exactly synchronised (x1 = x3 is
+  invariant by symmetry and attracting under the common drive of neuron 2; Gamma_13 = 1), past the
+  period doubling they lock in phase or in anti-phase (Gamma_13 = +1 or -1 on period-2, -0.94 on
+  period-4), and in chaos they decorrelate (mean Gamma_13 ~ 0). Synchrony falls with coupling in this
+  model; the neighbour pairs (Gamma_12, Gamma_23: ``sync_spearman_gamma_neighbours`` about -0.3) and
+  R_13 (about -0.75) fall too. ``gamma_13_by_class`` and ``outer_complete_sync_fraction`` report this.
 """
 
 from __future__ import annotations
@@ -91,10 +124,21 @@ class Config:
     lyap_tol: float = 5e-3
     window: int = 3
     spike_threshold: float = 1.0
+    # the catalog's alpha: symmetric sweep over the window where our scan found the periodic orbits
+    alpha_paper: float = 4.1
+    p_min: float = 0.28
+    p_max: float = 0.31
+    n_p: int = 121
+    p_ics: int = 24
+    p_iter: int = 40_000
+    p_record: int = 2_000
 
     @classmethod
     def quick(cls) -> Config:
         return cls(
+            n_p=61,
+            p_ics=16,
+            p_iter=30_000,
             n_s=121,
             n_ics=4,
             n_iter=6_000,
@@ -166,6 +210,20 @@ class ChialvoRulkovChain(Study):
             0.01,
         ),
         Claim(
+            "paper-alpha-period-doubling-cascade",
+            "at alpha = 4.1: period-2 -> period-4 -> period-8 -> chaos with rising s",
+            lambda s: s["paper_route_stages"],
+            ">=",
+            4,
+        ),
+        Claim(
+            "chaos-period4-coexist",
+            "at alpha = 4.1 some coupling has both a chaotic and a period-4 attractor (the paper's abstract)",
+            lambda s: s["paper_coexist_points"],
+            ">=",
+            1,
+        ),
+        Claim(
             "synchrony-rises-with-coupling",
             "Gamma_13 rises with s >= 0 (Spearman >= 0.5)",
             lambda s: s["sync_spearman_gamma"],
@@ -186,7 +244,19 @@ class ChialvoRulkovChain(Study):
                 "need 100 <= n_record < n_iter, sampen_len <= n_record and grid_record < grid_iter"
             )
 
-    def _net(self, cfg: Config, s_in: torch.Tensor | float, s_out: torch.Tensor | float):
+        if not cfg.p_min < cfg.p_max or cfg.n_p < 3 or cfg.p_ics < 1 or not 100 <= cfg.p_record < cfg.p_iter:
+            raise ValueError(
+                "need p_min < p_max, n_p >= 3, p_ics >= 1 and 100 <= p_record < p_iter, got "
+                f"{cfg.p_min}, {cfg.p_max}, {cfg.n_p}, {cfg.p_ics}, {cfg.p_record}, {cfg.p_iter}"
+            )
+
+    def _net(
+        self,
+        cfg: Config,
+        s_in: torch.Tensor | float,
+        s_out: torch.Tensor | float,
+        alpha: float | None = None,
+    ):
         return chialvo_rulkov_chain(
             sigma12=s_in,
             sigma21=s_out,
@@ -196,18 +266,24 @@ class ChialvoRulkovChain(Study):
             b=cfg.b,
             c=cfg.c,
             k=cfg.k,
-            alpha=cfg.alpha,
+            alpha=cfg.alpha if alpha is None else alpha,
             mu=cfg.mu,
             rulkov_sigma=cfg.rulkov_sigma,
         )
 
-    def _orbits(self, cfg: Config, run: Any, net: Any, n_iter: int, n_record: int) -> dict[str, Any]:
+    def _orbits(
+        self, cfg: Config, run: Any, net: Any, n_iter: int, n_record: int, zero_one: bool = True
+    ) -> dict[str, Any]:
         z0 = net.initial_state(generator=run.generator)
         res = net.run(z0, n_iter, n_iter - n_record, observe=range(4))  # x1, x2, x3, y1
         lam, ldiv = A.lyapunov_max(net, z0, n_iter, n_iter // 2, generator=run.generator)
         div = res.diverged | ldiv
         cls = A.classify_orbits(res.records[..., :3], lam, div, lyap_tol=cfg.lyap_tol, max_period=32)
-        kk = S.zero_one_k(res.records[:, :, 0].t(), div, n_c=cfg.n_c, generator=run.generator)
+        kk = (
+            S.zero_one_k(res.records[:, :, 0].t(), div, n_c=cfg.n_c, generator=run.generator)
+            if zero_one
+            else None
+        )
         return {"z0": z0, "res": res, "lam": lam, "div": div, "cls": cls, "K": kk}
 
     def run(self, cfg: Config, run: Any) -> dict:
@@ -276,6 +352,16 @@ class ChialvoRulkovChain(Study):
         g13 = cross_correlation(outer)
         _, r13 = kuramoto_order(phases_from_events(spike_events(outer, cfg.spike_threshold)))
         pos = s >= 0
+        g12 = cross_correlation(res.records[:, first][:, :, [0, 1]].permute(1, 2, 0))
+        g23 = cross_correlation(res.records[:, first][:, :, [1, 2]].permute(1, 2, 0))
+        gap13 = (outer[:, 0] - outer[:, 1]).abs().amax(-1)  # max |x1 - x3| after the transient
+        moving = pos & (cls1.code >= 2)  # s >= 0, not a fixed point (Gamma undefined there), not divergent
+        synced = moving & (gap13 < 1e-8)  # outer neurons completely synchronised (x1 = x3)
+        names1 = cls1.names()
+        g13_by_class = {
+            n: S.finite_mean(g13[moving & torch.tensor([m_ == n for m_ in names1])])
+            for n in sorted({names1[i] for i in torch.nonzero(moving).flatten().tolist()})
+        }
         run.log(3, stage="sweep measures")
         run.timing("elapsed_s", {"sweep measures": time.perf_counter() - t0})
 
@@ -296,6 +382,14 @@ class ChialvoRulkovChain(Study):
         run.log(4, stage="parameter map")
         run.timing("elapsed_s", {"parameter map": time.perf_counter() - t0})
 
+        # the catalog's alpha (4.1): symmetric sweep over [p_min, p_max], p_ics orbits per point
+        pv = torch.linspace(cfg.p_min, cfg.p_max, cfg.n_p, dtype=torch.float64)
+        pnet = self._net(cfg, pv, pv, alpha=cfg.alpha_paper).repeat(cfg.p_ics)
+        op = self._orbits(cfg, run, pnet, cfg.p_iter, cfg.p_record, zero_one=False)
+        paper = self._paper_regime(cfg, pv, op)
+        run.log(5, stage="catalog alpha")
+        run.timing("elapsed_s", {"catalog alpha": time.perf_counter() - t0})
+
         # 0-1 test against the sign of lambda_max on the sweep and the map together
         agreement = S.regime_agreement(
             torch.cat([kk, og["K"]]),
@@ -307,6 +401,14 @@ class ChialvoRulkovChain(Study):
         se_ch, se_per = S.regime_means(se, cls1)
 
         self._figures(cfg, run, s, o, first, spec, kk, se, g, og, g13_map, g13, r13)
+        fig = run.figure(figsize=(8, 5))
+        ax1, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        S.plot_bifurcation_lyapunov(ax1, ax2, pv, op["res"].records[:, :, 0], op["lam"], op["div"])
+        ax1.set_yscale("symlog", linthresh=1.0)  # |x1| grows from ~5 to ~100 towards the escape
+        ax1.set_ylabel("x1 (Chialvo)")
+        ax1.set_title(f"alpha={cfg.alpha_paper}: {cfg.p_ics} random initial conditions per coupling")
+        ax2.set_xlabel("s = sigma12 = sigma21 = sigma23 = sigma32")
+        run.save_figure("catalog_alpha_bifurcation", fig)
         names = cls1.names()
         zero = int(torch.argmin(s.abs()))
         return {
@@ -337,8 +439,46 @@ class ChialvoRulkovChain(Study):
                 "lyapunov": float(lam[first][zero]),
             },
             "sync_spearman_gamma": rank_correlation(s[pos], g13[pos]),
+            "sync_spearman_gamma_neighbours": rank_correlation(s[pos], (g12[pos] + g23[pos]) / 2),
+            "gamma_13_by_class": g13_by_class,
+            "outer_complete_sync_fraction": float(synced.sum()) / max(int(moving.sum()), 1),
+            "outer_complete_sync_s_max": float(s[synced].max()) if synced.any() else None,
+            **paper,
             "sync_spearman_r": rank_correlation(s[pos], r13[pos]),
             "n_diverged": int(div.sum()) + int(og["div"].sum()),
+        }
+
+    def _paper_regime(self, cfg: Config, pv: torch.Tensor, op: dict[str, Any]) -> dict[str, Any]:
+        """Per coupling of the catalog-alpha sweep: the orbit classes of its ``p_ics`` orbits, the
+        dominant bounded class (most frequent; the first orbit's class breaks ties), the cascade's
+        stages from the first period-2 point on, and the points where chaos and period-4 coexist."""
+        m = cfg.p_ics
+        names = op["cls"].names()
+        counts, dom_idx, coexist, lam_chaos = [], [], [], []
+        for i in range(cfg.n_p):
+            row = names[i * m : (i + 1) * m]
+            c = {n: row.count(n) for n in sorted(set(row))}
+            counts.append(c)
+            bounded = [n for n in row if n != "divergent"]
+            top = max(bounded, key=lambda n: (bounded.count(n), -bounded.index(n))) if bounded else row[0]
+            dom_idx.append(i * m + row.index(top))
+            if "chaotic" in c and "period-4" in c:
+                coexist.append(float(pv[i]))
+                lam_chaos += [float(op["lam"][i * m + j]) for j, n in enumerate(row) if n == "chaotic"]
+        dom = A.OrbitClass(op["cls"].code[dom_idx], op["cls"].period[dom_idx])
+        dom_names = dom.names()
+        start = dom_names.index("period-2") if "period-2" in dom_names else cfg.n_p
+        tail = A.OrbitClass(dom.code[start:], dom.period[start:])
+        return {
+            "paper_alpha": cfg.alpha_paper,
+            "paper_s": pv.tolist(),
+            "paper_class_counts_per_s": counts,
+            "paper_dominant_class": dom_names,
+            "paper_class_counts": S.class_counts(names),
+            "paper_route_stages": A.route_stages(tail, ("period-2", "period-4", "period-8", "chaotic")),
+            "paper_coexist_points": len(coexist),
+            "paper_coexist_s": coexist,
+            "paper_coexist_mean_lyapunov_chaotic": sum(lam_chaos) / len(lam_chaos) if lam_chaos else None,
         }
 
     def _figures(
