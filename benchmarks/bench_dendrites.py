@@ -83,7 +83,7 @@ def main() -> None:
         f"{r['ratio_wall']:6.2f} | {r['base_cpu_ms']:8.3f} {r['dend_cpu_ms']:8.3f} {r['ratio_cpu']:6.2f}"
         for r in rows
     ])
-    bp.write_json(args.out, bp.meta(blocks, steps), rows)
+    bp.write_json(args.out, bp.meta(blocks, steps, steady_allocator=args.steady_allocator), rows)
 
 
 if __name__ == "__main__":

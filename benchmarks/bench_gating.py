@@ -113,7 +113,7 @@ def main() -> None:
         f"{r['gate_textbook_ratio_wall']:6.3f} {r['gate_textbook_ratio_cpu']:6.3f}"
         for r in rows
     ])
-    bp.write_json(args.out, bp.meta(blocks, steps), rows)
+    bp.write_json(args.out, bp.meta(blocks, steps, steady_allocator=args.steady_allocator), rows)
 
 
 if __name__ == "__main__":

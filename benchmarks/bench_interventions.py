@@ -116,7 +116,8 @@ def main() -> None:
             f"{r['base_cpu_ms']:8.2f} {r['cpu_ms']:8.2f} {r['ratio_cpu']:6.3f} | {ok}"
         )
     bp.print_table(bp.banner(blocks, steps), header, lines)
-    bp.write_json(args.out, bp.meta(blocks, steps, batch=BATCH, seq=SEQ, vocab=VOCAB), rows)
+    info = bp.meta(blocks, steps, steady_allocator=args.steady_allocator, batch=BATCH, seq=SEQ, vocab=VOCAB)
+    bp.write_json(args.out, info, rows)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ the ratio measures the Recorder's work. ``--system-malloc`` leaves the allocator
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 import _paired as bp
@@ -54,17 +52,6 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], int, list[str],
     "mlp": (mlp, (784,), 256, ["0", "1", "2", "3"], ["1", "3"]),
     "cnn": (cnn, (1, 28, 28), 128, ["0", "1", "3", "4"], ["1", "4"]),
 }
-
-
-def steady_allocator() -> bool:
-    """Keep freed memory in the process (glibc: no mmap for large blocks, no heap trimming), so steps
-    do not page-fault their activations back in. False where there is no glibc ``mallopt``."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 2**30)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 def bench(
@@ -102,9 +89,8 @@ def main() -> None:
     p = bp.parser(__doc__)
     p.add_argument("--fused", action="store_true", help="also time Recorder(fused=True) (torch.compile)")
     p.add_argument("--models", default="mlp,cnn", help="comma-separated subset of: mlp,cnn")
-    p.add_argument("--system-malloc", action="store_true", help="leave glibc malloc's thresholds as they are")
     args = bp.parse(p)
-    steady = False if args.system_malloc else steady_allocator()
+    steady = args.steady_allocator
     blocks, steps = (4, 3) if args.quick else (40, 4)
     variants = (False, True) if args.fused else (False,)
     kinds = ("hidden activations", "all")
