@@ -123,7 +123,7 @@ def _ratio(s: dict, arm: str) -> float:
 @register
 class InductionHeadClamping(Study):
     key = "induction-head-clamping"
-    title = "Clamping previous-token heads through training blocks induction-head formation"
+    title = "Induction-head formation under clamping of attention heads through training"
     arxiv = "2404.07129"
     family = "A"
     Config = Config
