@@ -109,6 +109,7 @@ class ChialvoRingStar(Study):
     arxiv = "2405.06000"
     family = "F"
     Config = Config
+    threads = 1  # per-step ops on tiny batches: a second intra-op thread only spins
     claims = (
         Claim(
             "route-to-chaos",

@@ -158,6 +158,7 @@ class ChialvoRulkovChain(Study):
     arxiv = "2405.05675"
     family = "F"
     Config = Config
+    threads = 1  # per-step ops on tiny batches: a second intra-op thread only spins
     claims = (
         Claim(
             "period-doubling-route",
