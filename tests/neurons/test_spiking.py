@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 
+import neuroplast.neurons._lif_fused as lif_fused
 import neuroplast.neurons.spiking as spk
 from neuroplast.neurons import surrogate as sg
+from neuroplast.neurons.mpr import mpr_inverse
 from neuroplast.neurons.spiking import (
     IF,
     LIF,
@@ -169,8 +171,8 @@ def _configs():
 @pytest.fixture
 def small_blocks(monkeypatch):
     """Exercise the column blocks and time chunks of the fused kernels on small tensors."""
-    monkeypatch.setattr(spk, "_BLOCK", 4)
-    monkeypatch.setattr(spk, "_GRAIN", 9)
+    monkeypatch.setattr(lif_fused, "_BLOCK", 4)
+    monkeypatch.setattr(lif_fused, "_GRAIN", 9)
 
 
 @pytest.mark.parametrize("reset,detach,use_mpr", list(_configs()))
@@ -462,4 +464,4 @@ def test_bad_arguments_are_named() -> None:
 @pytest.mark.parametrize("variant", spk.MPR_VARIANTS)
 def test_mpr_inverse_used_for_firing(variant) -> None:
     y = torch.tensor([-2.0, -0.3, 0.0, 0.2, 0.5, 0.9, 1.0, 1.5, 3.0], dtype=torch.float64)
-    torch.testing.assert_close(mpr(spk._mpr_inverse(y, variant), variant), y)
+    torch.testing.assert_close(mpr(mpr_inverse(y, variant), variant), y)
