@@ -3,6 +3,7 @@
 Only torch, numpy, safetensors and tqdm are imported here; never another neuroplast package.
 """
 
+from neuroplast.core.capture import SiteMean, site_output
 from neuroplast.core.intervene import (
     Ablate,
     Clamp,
@@ -11,8 +12,6 @@ from neuroplast.core.intervene import (
     Patch,
     Scale,
     Schedule,
-    SiteMean,
-    site_output,
 )
 from neuroplast.core.loop import FitState, evaluate, fit
 from neuroplast.core.record import STATS, Recorder
