@@ -24,10 +24,11 @@ the frozen base's fraction of non-zero ReLU outputs on the same images is the re
 The trained gate is saved with ``NeuronGate.save`` and reloaded into a fresh gate on a fresh copy of
 the base, which must give the same accuracy.
 
-Claims (fixed before the first run; per seed): (1) the gate beats the frozen base on rotated accuracy;
-(2) at most 512 trainable parameters per gated layer ("a few hundred"); (3) hardening costs at most
-1 point of rotated accuracy against the smooth gate (PAPERS.md bound); (4) partial sparsity: under
-the hard gate, a minority (< 50%) of (image, unit) pairs is active.
+Claims (fixed before the first run; per seed): (1) the gate beats the frozen base on rotated accuracy
+(with 2 x 256 = 512 trainable parameters per gated layer, "a few hundred": a property of the
+setting, reported as ``gate.params_per_layer``, not a claim, since it cannot fail); (2) hardening
+costs at most 1 point of rotated accuracy against the smooth gate (PAPERS.md bound); (3) partial
+sparsity: under the hard gate, a minority (< 50%) of (image, unit) pairs is active.
 
 Measured (``--quick``, seeds 0-2; settings unchanged since the first run): rotated accuracy frozen
 0.904/0.916/0.918, gate 0.930/0.929/0.936 (+1.3 to +2.6 points), hardened gate 0.931/0.930/0.933;
@@ -126,13 +127,6 @@ class DopamineModes(Study):
             lambda s: s["arms"]["gate"]["rotated"] - s["arms"]["frozen"]["rotated"],
             ">",
             0.0,
-        ),
-        Claim(
-            "few-params-per-layer",
-            "trainable gate parameters per gated layer (max over layers) <= 512",
-            lambda s: max(s["gate"]["params_per_layer"].values()),
-            "<=",
-            512,
         ),
         Claim(
             "hardening-costs-little",
